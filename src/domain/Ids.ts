@@ -1,0 +1,22 @@
+/**
+ * Branded identifiers shared by every layer: a node's id inside a pipeline, the content hash that keys
+ * a node's cached result, and the id of one run of a pipeline.
+ */
+import { Schema } from "effect"
+
+export const NodeId = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z_][A-Za-z0-9_-]*$/, {
+    message: () => "a node id is a letter or '_' followed by letters, digits, '_' or '-'"
+  }),
+  Schema.brand("NodeId")
+)
+export type NodeId = typeof NodeId.Type
+
+export const CacheKey = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.brand("CacheKey"))
+export type CacheKey = typeof CacheKey.Type
+
+export const RunId = Schema.String.pipe(Schema.brand("RunId"))
+export type RunId = typeof RunId.Type
+
+export const SweepId = Schema.String.pipe(Schema.brand("SweepId"))
+export type SweepId = typeof SweepId.Type

@@ -1,0 +1,37 @@
+/**
+ * What a model is, as data: the `model:` block of a train node. Builders in this folder turn a spec
+ * into tfjs variables and a forward function.
+ */
+import { Schema } from "effect"
+
+export const Activation = Schema.Literal("relu", "tanh", "gelu", "sigmoid", "elu")
+export type Activation = typeof Activation.Type
+
+export const MlpSpec = Schema.Struct({
+  type: Schema.Literal("mlp"),
+  hidden: Schema.Array(Schema.Int.pipe(Schema.positive())),
+  activation: Schema.optionalWith(Activation, { default: () => "relu" as const }),
+  /** Dropout rate on the hidden activations during training. */
+  dropout: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.95)), { default: () => 0 }),
+  /** Dropout rate on the input pixels during training (Hinton et al. 2015 used 0.2 for the teacher). */
+  inputDropout: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.95)), { default: () => 0 })
+})
+export type MlpSpec = typeof MlpSpec.Type
+
+export const CnnSpec = Schema.Struct({
+  type: Schema.Literal("cnn"),
+  /** Output channels of each 3x3 conv layer; each is followed by the activation and 2x2 max pooling. */
+  channels: Schema.Array(Schema.Int.pipe(Schema.positive())),
+  /** Hidden sizes of the dense head after the convolutions. */
+  dense: Schema.optionalWith(Schema.Array(Schema.Int.pipe(Schema.positive())), { default: () => [] }),
+  activation: Schema.optionalWith(Activation, { default: () => "relu" as const }),
+  dropout: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.95)), { default: () => 0 }),
+  /** Image shape [height, width, channels] the flat features are reshaped to. */
+  imageShape: Schema.optionalWith(Schema.Tuple(Schema.Int, Schema.Int, Schema.Int), {
+    default: () => [28, 28, 1] as const
+  })
+})
+export type CnnSpec = typeof CnnSpec.Type
+
+export const ModelSpec = Schema.Union(MlpSpec, CnnSpec)
+export type ModelSpec = typeof ModelSpec.Type

@@ -1,0 +1,98 @@
+/**
+ * A node kind is data: a name, a version (part of every cache key), a params Schema, typed input and
+ * output ports, and an Effect that computes the outputs. Built-in kinds live beside this file; plugins
+ * export more. The executor gives `run` a `NodeContext` with decoded params, resolved inputs and the
+ * sinks for progress, metrics and per-example rows.
+ */
+import type { Effect } from "effect"
+import { Schema } from "effect"
+import type { PortType, PortValues, SplitName } from "../domain/Artifact.js"
+
+export interface InputSpec {
+  readonly type: PortType
+  readonly optional?: boolean
+  readonly description?: string
+}
+
+export type InputSpecs = Readonly<Record<string, InputSpec>>
+export type OutputSpecs = Readonly<Record<string, PortType>>
+
+export type InputValues<I extends InputSpecs> = {
+  readonly [K in keyof I]: I[K]["optional"] extends true ? PortValues[I[K]["type"]] | undefined : PortValues[I[K]["type"]]
+}
+
+export type OutputValues<O extends OutputSpecs> = { readonly [K in keyof O]: PortValues[O[K]] }
+
+/** Progress of a long node, shown by the CLI (epoch, loss, ETA). */
+export interface Progress {
+  /** Units done and in all, e.g. epochs or batches. */
+  readonly done: number
+  readonly total: number
+  readonly unit: string
+  /** Short key/value facts: loss, accuracy... */
+  readonly facts?: Readonly<Record<string, number | string>>
+}
+
+/** One per-example row in the results store: what this node said about one example. */
+export interface ExampleRow {
+  readonly split: SplitName
+  readonly exampleId: number
+  readonly label: number
+  /** Whose prediction this is (a model's node id), when the row is about a model's output. */
+  readonly subject?: string
+  readonly prediction?: number
+  readonly confidence?: number
+  readonly entropy?: number
+  readonly loss?: number
+  /** Filter decisions: "keep" or "drop", and why. */
+  readonly decision?: "keep" | "drop"
+  readonly reason?: string
+}
+
+export interface MetricRow {
+  readonly name: string
+  /** Step (epoch) for curves; absent for final metrics. */
+  readonly step?: number
+  readonly value: number
+}
+
+export interface NodeContext<P, I> {
+  readonly nodeId: string
+  readonly kind: string
+  readonly params: P
+  readonly inputs: I
+  /** The node's seed: its `seed` param when set, else derived from the pipeline seed and node id. */
+  readonly seed: number
+  /** The tfjs backend in use ("wasm", "cpu", ...). */
+  readonly backend: string
+  readonly progress: (progress: Progress) => void
+  readonly metric: (row: MetricRow) => void
+  readonly examples: (rows: ReadonlyArray<ExampleRow>) => void
+  /** Free-form facts about the result recorded with the node (e.g. the resolved objective). */
+  readonly info: (facts: Readonly<Record<string, unknown>>) => void
+}
+
+/** The one expected failure of a node's computation: names the node and says what went wrong. */
+export class NodeError extends Schema.TaggedError<NodeError>()("NodeError", {
+  node: Schema.String,
+  kind: Schema.String,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {}
+
+export interface NodeKind<P = any, I extends InputSpecs = InputSpecs, O extends OutputSpecs = OutputSpecs> {
+  readonly kind: string
+  readonly version: number
+  readonly description: string
+  /** Decodes the YAML/TS params, filling defaults; its encoded form is what the cache key hashes. */
+  readonly params: Schema.Schema<P, any, never>
+  readonly inputs: I
+  readonly outputs: O
+  readonly run: (ctx: NodeContext<P, InputValues<I>>) => Effect.Effect<OutputValues<O>, NodeError>
+}
+
+/** Declares a node kind with its types inferred (an identity function for inference). */
+export const defineKind = <P, I extends InputSpecs, O extends OutputSpecs>(kind: NodeKind<P, I, O>): NodeKind<P, I, O> =>
+  kind
+
+export type AnyNodeKind = NodeKind<any, InputSpecs, OutputSpecs>
