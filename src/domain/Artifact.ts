@@ -111,3 +111,7 @@ export type Artifact = PortValues[PortType]
 export const featureSize = (shape: ReadonlyArray<number>): number => shape.reduce((a, b) => a * b, 1)
 
 export const splitSize = (split: Split): number => split.y.length
+
+/** Number of trainable parameters of a model artifact. */
+export const parameterCount = (model: Pick<Model, "weights">): number =>
+  model.weights.reduce((total, w) => total + w.values.length, 0)

@@ -35,3 +35,9 @@ export type CnnSpec = typeof CnnSpec.Type
 
 export const ModelSpec = Schema.Union(MlpSpec, CnnSpec)
 export type ModelSpec = typeof ModelSpec.Type
+
+/**
+ * Decodes a spec stored as plain JSON (a Model artifact's `spec`), filling in the defaults above.
+ * Throws a ParseError naming the offending field.
+ */
+export const decodeModelSpec: (u: unknown) => ModelSpec = Schema.decodeUnknownSync(ModelSpec)

@@ -61,6 +61,8 @@ export interface NodeContext<P, I> {
   readonly kind: string
   readonly params: P
   readonly inputs: I
+  /** For each input port, the id of the upstream node that produced it (to name subjects in results). */
+  readonly inputNodes: Readonly<Record<string, string>>
   /** The node's seed: its `seed` param when set, else derived from the pipeline seed and node id. */
   readonly seed: number
   /** The tfjs backend in use ("wasm", "cpu", ...). */
@@ -80,19 +82,20 @@ export class NodeError extends Schema.TaggedError<NodeError>()("NodeError", {
   cause: Schema.optional(Schema.Defect)
 }) {}
 
-export interface NodeKind<P = any, I extends InputSpecs = InputSpecs, O extends OutputSpecs = OutputSpecs> {
+export interface NodeKind<P = any, I extends InputSpecs = InputSpecs, O extends OutputSpecs = OutputSpecs, E = any> {
   readonly kind: string
   readonly version: number
   readonly description: string
   /** Decodes the YAML/TS params, filling defaults; its encoded form is what the cache key hashes. */
-  readonly params: Schema.Schema<P, any, never>
+  readonly params: Schema.Schema<P, E, never>
   readonly inputs: I
   readonly outputs: O
   readonly run: (ctx: NodeContext<P, InputValues<I>>) => Effect.Effect<OutputValues<O>, NodeError>
 }
 
 /** Declares a node kind with its types inferred (an identity function for inference). */
-export const defineKind = <P, I extends InputSpecs, O extends OutputSpecs>(kind: NodeKind<P, I, O>): NodeKind<P, I, O> =>
-  kind
+export const defineKind = <P, I extends InputSpecs, O extends OutputSpecs, E>(
+  kind: NodeKind<P, I, O, E>
+): NodeKind<P, I, O, E> => kind
 
-export type AnyNodeKind = NodeKind<any, InputSpecs, OutputSpecs>
+export type AnyNodeKind = NodeKind<any, any, any, any>

@@ -1,0 +1,235 @@
+/**
+ * Chooses and readies the tfjs backend that every tensor in the process runs on: `wasm` (the default,
+ * XNNPACK, with the kernel fixes in `kernels/`), `cpu` (plain JS, the reference), `tensorflow`
+ * (libtensorflow via the optional `@tensorflow/tfjs-node[-gpu]` peers), `webgpu` (the optional
+ * `@tensorflow/tfjs-backend-webgpu` plus the `webgpu` Dawn bindings), or `auto` (the fastest found).
+ * `initBackend` is plain async for scripts and benchmarks; `TfBackend` is the Effect service that
+ * layers build it with.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Context, Effect, Layer, Schema } from "effect"
+import { installWasmConv2DBackpropFilter } from "./kernels/WasmConv2DBackpropFilter.js"
+import { installWasmDataMovementFix } from "./kernels/WasmDataMovement.js"
+import { installWasmMatMulFix } from "./kernels/WasmMatMul.js"
+
+export const backendNames = ["wasm", "cpu", "tensorflow", "webgpu", "auto"] as const
+export type BackendName = (typeof backendNames)[number]
+
+export const isBackendName = (s: string): s is BackendName => (backendNames as ReadonlyArray<string>).includes(s)
+
+/** A backend that was asked for and cannot run here, with what to do about it. */
+export class BackendError extends Schema.TaggedError<BackendError>()("BackendError", {
+  requested: Schema.String,
+  message: Schema.String,
+  choices: Schema.Array(Schema.String),
+  cause: Schema.optional(Schema.Defect)
+}) {}
+
+const choices: ReadonlyArray<string> = backendNames
+
+const fail = (requested: string, message: string, cause?: unknown): BackendError =>
+  new BackendError({
+    requested,
+    message: `${message} Valid backends: ${choices.join(", ")}.`,
+    choices,
+    ...(cause === undefined ? {} : { cause })
+  })
+
+/**
+ * Imports an optional package that may not be installed. The specifier is a variable so that neither
+ * TypeScript nor a bundler insists on resolving it.
+ */
+const importOptional = async (specifier: string): Promise<unknown | undefined> => {
+  try {
+    return (await import(specifier)) as unknown
+  } catch (e) {
+    if (isModuleNotFound(e, specifier)) return undefined
+    throw e
+  }
+}
+
+const isModuleNotFound = (e: unknown, specifier: string): boolean => {
+  const code = (e as { code?: unknown } | null)?.code
+  const message = e instanceof Error ? e.message : String(e)
+  return (
+    (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND" || /Cannot find (module|package)/.test(message)) &&
+    message.includes(specifier)
+  )
+}
+
+const setAndReady = async (name: string): Promise<boolean> => {
+  const ok = await tf.setBackend(name)
+  await tf.ready()
+  return ok && tf.getBackend() === name
+}
+
+const initWasm = async (): Promise<string> => {
+  await import("@tensorflow/tfjs-backend-wasm")
+  if (!(await setAndReady("wasm"))) throw fail("wasm", "The wasm backend failed to initialise.")
+  installWasmMatMulFix()
+  installWasmDataMovementFix()
+  installWasmConv2DBackpropFilter()
+  return "wasm"
+}
+
+const initCpu = async (): Promise<string> => {
+  if (!(await setAndReady("cpu"))) throw fail("cpu", "The cpu backend failed to initialise.")
+  return "cpu"
+}
+
+/** Loads tfjs-node-gpu or tfjs-node; returns false when neither is installed. */
+const loadTensorflow = async (): Promise<boolean> => {
+  for (const pkg of ["@tensorflow/tfjs-node-gpu", "@tensorflow/tfjs-node"]) {
+    if ((await importOptional(pkg)) !== undefined) return true
+  }
+  return false
+}
+
+const initTensorflow = async (): Promise<string> => {
+  let loaded: boolean
+  try {
+    loaded = await loadTensorflow()
+  } catch (cause) {
+    throw fail(
+      "tensorflow",
+      `@tensorflow/tfjs-node is installed but failed to load (${String(cause)}); reinstall it for this Node version.`,
+      cause
+    )
+  }
+  if (!loaded) {
+    throw fail(
+      "tensorflow",
+      "The tensorflow backend needs libtensorflow bindings: run `npm install @tensorflow/tfjs-node` " +
+        "(or `npm install @tensorflow/tfjs-node-gpu` for CUDA), matching @tensorflow/tfjs " + tf.version_core + "."
+    )
+  }
+  if (tf.findBackendFactory("tensorflow") === null) {
+    throw fail(
+      "tensorflow",
+      `@tensorflow/tfjs-node loaded but registered no backend with this copy of tfjs-core ${tf.version_core}; ` +
+        "install a tfjs-node version equal to @tensorflow/tfjs so that npm deduplicates tfjs-core."
+    )
+  }
+  if (!(await setAndReady("tensorflow"))) throw fail("tensorflow", "The tensorflow backend failed to initialise.")
+  return "tensorflow"
+}
+
+/** The slice of the WebGPU API used to probe for an adapter. */
+interface GpuLike {
+  requestAdapter(options?: unknown): Promise<unknown>
+}
+
+/**
+ * Makes `navigator.gpu` available from the `webgpu` (Dawn) bindings, which tfjs-backend-webgpu looks
+ * for when it is imported. Returns the GPU object, or undefined when the bindings are not installed.
+ */
+const installNodeWebGpu = async (): Promise<GpuLike | undefined> => {
+  const g = globalThis as { navigator?: { gpu?: GpuLike } }
+  if (g.navigator?.gpu !== undefined) return g.navigator.gpu
+  const mod = (await importOptional("webgpu")) as
+    | { create?: (flags: Array<string>) => GpuLike; globals?: object; default?: { create?: (flags: Array<string>) => GpuLike; globals?: object } }
+    | undefined
+  if (mod === undefined) return undefined
+  const create = mod.create ?? mod.default?.create
+  const globals = mod.globals ?? mod.default?.globals
+  if (create === undefined) return undefined
+  if (globals !== undefined) {
+    for (const [k, v] of Object.entries(globals)) {
+      if (!(k in globalThis)) Object.defineProperty(globalThis, k, { value: v, configurable: true, writable: true })
+    }
+  }
+  const gpu = create([])
+  if (g.navigator === undefined) {
+    Object.defineProperty(globalThis, "navigator", { value: { gpu }, configurable: true, writable: true })
+  } else {
+    Object.defineProperty(g.navigator, "gpu", { value: gpu, configurable: true, writable: true })
+  }
+  return gpu
+}
+
+const webgpuInstall =
+  "The webgpu backend needs `npm install @tensorflow/tfjs-backend-webgpu@" + tf.version_core + " webgpu`."
+
+/** Probes for a WebGPU adapter and, when found, loads the tfjs webgpu backend. Never throws for absence. */
+const probeWebGpu = async (): Promise<{ ok: true } | { ok: false; reason: string; cause?: unknown }> => {
+  let gpu: GpuLike | undefined
+  try {
+    gpu = await installNodeWebGpu()
+  } catch (cause) {
+    return { ok: false, reason: `The \`webgpu\` bindings failed to load (${String(cause)}).`, cause }
+  }
+  if (gpu === undefined) return { ok: false, reason: webgpuInstall }
+  let adapter: unknown
+  try {
+    adapter = await gpu.requestAdapter({ powerPreference: "high-performance" })
+  } catch (cause) {
+    return { ok: false, reason: `Requesting a WebGPU adapter failed (${String(cause)}).`, cause }
+  }
+  if (adapter === null || adapter === undefined) {
+    return { ok: false, reason: "No WebGPU adapter was found (no GPU, or no Vulkan/Metal/D3D12 driver)." }
+  }
+  try {
+    if ((await importOptional("@tensorflow/tfjs-backend-webgpu")) === undefined) return { ok: false, reason: webgpuInstall }
+  } catch (cause) {
+    return { ok: false, reason: `@tensorflow/tfjs-backend-webgpu failed to load (${String(cause)}).`, cause }
+  }
+  if (tf.findBackendFactory("webgpu") === null) {
+    return { ok: false, reason: "@tensorflow/tfjs-backend-webgpu loaded but registered no webgpu backend." }
+  }
+  return { ok: true }
+}
+
+const initWebGpu = async (): Promise<string> => {
+  const probe = await probeWebGpu()
+  if (!probe.ok) throw fail("webgpu", probe.reason, probe.cause)
+  if (!(await setAndReady("webgpu"))) throw fail("webgpu", "The webgpu backend failed to initialise.")
+  return "webgpu"
+}
+
+const initAuto = async (): Promise<string> => {
+  try {
+    if (await loadTensorflow()) return await initTensorflow()
+  } catch {
+    // A broken tfjs-node install should not stop `auto` from falling back.
+  }
+  if ((await probeWebGpu()).ok && (await setAndReady("webgpu").catch(() => false))) return "webgpu"
+  return initWasm()
+}
+
+/**
+ * Sets and readies the tfjs backend and returns the name of the one actually in use (for `auto`, the
+ * one it chose). Rejects with a `BackendError` that says how to install what is missing.
+ */
+export const initBackend = async (name: BackendName): Promise<string> => {
+  switch (name) {
+    case "wasm":
+      return initWasm()
+    case "cpu":
+      return initCpu()
+    case "tensorflow":
+      return initTensorflow()
+    case "webgpu":
+      return initWebGpu()
+    case "auto":
+      return initAuto()
+    default:
+      throw fail(String(name), `Unknown backend "${String(name)}".`)
+  }
+}
+
+/** The tfjs backend in use, readied once when the layer is built. */
+export class TfBackend extends Context.Tag("distillery/TfBackend")<TfBackend, { readonly name: string }>() {
+  static layer(name: BackendName): Layer.Layer<TfBackend, BackendError> {
+    return Layer.scoped(
+      TfBackend,
+      Effect.acquireRelease(
+        Effect.tryPromise({
+          try: () => initBackend(name),
+          catch: (e) => (e instanceof BackendError ? e : fail(name, `Backend ${name} failed: ${String(e)}.`, e))
+        }).pipe(Effect.map((used) => TfBackend.of({ name: used }))),
+        // tfjs keeps one global engine; other scopes may still hold tensors on it, so nothing is torn down.
+        () => Effect.void
+      )
+    )
+  }
+}

@@ -1,0 +1,92 @@
+#!/usr/bin/env node
+/**
+ * The composition root: the `distillery` CLI, the layers each verb needs, and the Node runtime.
+ * Expected failures print their message (file:line, node, valid choices) and exit with a distinct code;
+ * only bugs print a stack trace.
+ */
+import { Command } from "@effect/cli"
+import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import { Cause, Console, Effect, Layer } from "effect"
+import type { BackendName } from "./backend/Backend.js"
+import { TfBackend } from "./backend/Backend.js"
+import { ArtifactStore } from "./cache/ArtifactStore.js"
+import { graph } from "./cli/graph.js"
+import { ls } from "./cli/ls.js"
+import { query } from "./cli/query.js"
+import { run } from "./cli/run.js"
+import { resultsFile } from "./cli/shared.js"
+import { show } from "./cli/show.js"
+import { validate } from "./cli/validate.js"
+import { Executor } from "./dag/Executor.js"
+import { Reporter } from "./dag/Reporter.js"
+import { ResultsStore } from "./store/ResultsStore.js"
+
+/** Everything a verb that computes needs: backend, artifact store, results store, progress, executor. */
+const computeLayer = (store: string, backend: BackendName) =>
+  Executor.layer.pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(
+        TfBackend.layer(backend),
+        ArtifactStore.layerFileSystem(store),
+        ResultsStore.layer(resultsFile(store)),
+        Reporter.layerConsole
+      )
+    )
+  )
+
+/** Query-only verbs open the results store read-only, so they work while a run is writing... when DuckDB allows. */
+const readLayer = (store: string) => ResultsStore.layer(resultsFile(store), { readOnly: true })
+
+const distillery = Command.make("distillery", {}).pipe(
+  Command.withSubcommands([
+    run.pipe(Command.provide((o) => computeLayer(o.store, o.backend))),
+    validate,
+    graph,
+    query.pipe(Command.provide((o) => readLayer(o.store))),
+    ls.pipe(Command.provide((o) => readLayer(o.store))),
+    show.pipe(Command.provide((o) => readLayer(o.store)))
+  ])
+)
+
+const cli = Command.run(distillery, { name: "distillery", version: "0.1.0" })
+
+/** Exit codes: 1 failure, 2 bad input (pipeline, params, usage), 3 a node failed, 4 bad query, 130 interrupted. */
+const exitCodeOf = (tag: string): number => {
+  switch (tag) {
+    case "PipelineError":
+    case "PluginError":
+    case "RegistryError":
+    case "ValidationError":
+    case "BackendError":
+      return 2
+    case "RunFailedError":
+      return 3
+    case "QueryError":
+    case "UnknownRunError":
+      return 4
+    default:
+      return 1
+  }
+}
+
+const main = cli(process.argv).pipe(
+  Effect.catchAllCause((cause) => {
+    if (Cause.isInterruptedOnly(cause)) {
+      return Effect.sync(() => {
+        process.exitCode = 130
+      })
+    }
+    const failure = Cause.failureOption(cause)
+    if (failure._tag === "Some") {
+      const error = failure.value as { _tag?: string; message?: string }
+      const tag = error._tag ?? "Error"
+      // @effect/cli has already printed its own usage errors with help.
+      const print = tag === "ValidationError" ? Effect.void : Console.error(`error: ${error.message ?? String(error)}`)
+      return print.pipe(Effect.zipRight(Effect.sync(() => (process.exitCode = exitCodeOf(tag)))))
+    }
+    return Console.error(Cause.pretty(cause)).pipe(Effect.zipRight(Effect.sync(() => (process.exitCode = 1))))
+  }),
+  Effect.provide(NodeContext.layer)
+)
+
+NodeRuntime.runMain(main, { disableErrorReporting: true })

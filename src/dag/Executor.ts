@@ -1,0 +1,337 @@
+/**
+ * Runs a resolved pipeline: every node in dependency order, independent nodes concurrently (bounded),
+ * each result looked up by its cache key first and stored after it is computed. A node whose key is
+ * already being computed (by this run or a concurrent one, as in a sweep) is awaited, not recomputed.
+ * Every node, metric and per-example row lands in the results store; a failed node stops only what
+ * depends on it, and everything already computed stays cached. Interrupting a run (Ctrl-C) marks it
+ * interrupted; the next run resumes from the cache.
+ */
+import { Cause, Clock, Context, Deferred, Effect, Exit, Layer, Option, Random, Schema } from "effect"
+import { TfBackend } from "../backend/Backend.js"
+import { ArtifactStore } from "../cache/ArtifactStore.js"
+import * as CacheKey from "../cache/CacheKey.js"
+import { decodeArtifact, encodeArtifact } from "../cache/Codec.js"
+import type { Artifact } from "../domain/Artifact.js"
+import type { CacheKey as CacheKeyType, RunId } from "../domain/Ids.js"
+import type { ExampleRow, MetricRow } from "../nodes/NodeKind.js"
+import { NodeError } from "../nodes/NodeKind.js"
+import type { Pipeline, ResolvedNode } from "../pipeline/Pipeline.js"
+import { ResultsStore } from "../store/ResultsStore.js"
+import { downstreamOf } from "./Graph.js"
+import type { NodeStatus } from "./Reporter.js"
+import { Reporter } from "./Reporter.js"
+
+/** What the artifact store holds for one node: its outputs and what it recorded while computing them. */
+export interface StoredResult {
+  readonly node: string
+  readonly kind: string
+  readonly version: number
+  readonly outputs: Readonly<Record<string, Artifact>>
+  readonly metrics: ReadonlyArray<MetricRow>
+  readonly examples: ReadonlyArray<ExampleRow>
+  readonly info: Readonly<Record<string, unknown>>
+}
+
+export interface RunOptions {
+  /** Recompute every node, ignoring the cache. */
+  readonly force?: boolean
+  /** Recompute these nodes and everything downstream of them. */
+  readonly rerun?: ReadonlyArray<string>
+  /** Nodes computed at the same time (default 2). */
+  readonly concurrency?: number
+  readonly runId?: string
+  readonly sweepId?: string
+  readonly trial?: number
+}
+
+export interface NodeOutcome {
+  readonly id: string
+  readonly kind: string
+  readonly key: string
+  readonly status: NodeStatus
+  readonly durationMs: number
+  readonly error?: string
+  readonly result?: StoredResult
+}
+
+export interface RunResult {
+  readonly runId: RunId
+  readonly pipeline: string
+  readonly status: "succeeded" | "failed"
+  /** In the pipeline's topological order. */
+  readonly nodes: ReadonlyArray<NodeOutcome>
+}
+
+/** A run in which some node failed; names each failure. Nodes that succeeded stay cached. */
+export class RunFailedError extends Schema.TaggedError<RunFailedError>()("RunFailedError", {
+  runId: Schema.String,
+  failures: Schema.Array(Schema.Struct({ node: Schema.String, message: Schema.String }))
+}) {
+  override get message(): string {
+    return `run ${this.runId} failed:\n${this.failures.map((f) => `  node '${f.node}': ${f.message}`).join("\n")}\nNodes that finished are cached; fix the cause and run again to resume.`
+  }
+}
+
+/** Marks a node that did not run because an input failed. */
+class UpstreamFailed {
+  readonly _tag = "UpstreamFailed"
+  constructor(readonly node: string) {}
+}
+
+type KeyedResult = { readonly key: CacheKeyType; readonly result: StoredResult }
+
+const makeRunId = Effect.gen(function* () {
+  const now = new Date(yield* Clock.currentTimeMillis)
+  const stamp = now.toISOString().replace(/[-:]/g, "").replace("T", "-").slice(0, 15)
+  const suffix = (yield* Random.nextIntBetween(0, 0xffff)).toString(16).padStart(4, "0")
+  return `${stamp}-${suffix}`
+})
+
+/** The cache key of a node given its upstream keys: kind, version, resolved params, inputs and seed. */
+export const nodeCacheKey = (node: ResolvedNode, upstreamKeys: ReadonlyMap<string, string>): CacheKeyType =>
+  CacheKey.make({
+    kind: node.kind.kind,
+    version: node.kind.version,
+    params: node.encodedParams,
+    inputs: Object.fromEntries(
+      Object.entries(node.inputs).map(([port, ref]) => [port, `${upstreamKeys.get(ref.node)}#${ref.port}`])
+    ),
+    seed: node.seed
+  })
+
+/** Cache keys of every node of a pipeline, without running anything. */
+export const pipelineCacheKeys = (pipeline: Pipeline): ReadonlyMap<string, CacheKeyType> => {
+  const keys = new Map<string, CacheKeyType>()
+  for (const node of pipeline.nodes) keys.set(node.id, nodeCacheKey(node, keys))
+  return keys
+}
+
+const errorMessage = (cause: Cause.Cause<unknown>): string => {
+  const failure = Cause.failureOption(cause)
+  if (Option.isSome(failure)) {
+    const e = failure.value as { message?: unknown }
+    return typeof e?.message === "string" ? e.message : String(failure.value)
+  }
+  const defect = Cause.dieOption(cause)
+  if (Option.isSome(defect)) {
+    const d = defect.value
+    return `unexpected error: ${d instanceof Error ? d.message : String(d)}`
+  }
+  return Cause.pretty(cause)
+}
+
+export class Executor extends Context.Tag("distillery/Executor")<
+  Executor,
+  {
+    readonly run: (pipeline: Pipeline, options?: RunOptions) => Effect.Effect<RunResult, RunFailedError>
+  }
+>() {
+  static readonly layer = Layer.effect(
+    Executor,
+    Effect.gen(function* () {
+      const artifacts = yield* ArtifactStore
+      const results = yield* ResultsStore
+      const reporter = yield* Reporter
+      const backend = yield* TfBackend
+      // Keys being computed right now, shared by every run in this process (sweep trials dedupe here).
+      const inflight = new Map<string, Deferred.Deferred<StoredResult, NodeError>>()
+
+      const lookup = (key: CacheKeyType) =>
+        artifacts.get(key).pipe(
+          Effect.map(Option.map((bytes) => decodeArtifact(bytes) as StoredResult)),
+          // An unreadable cache entry is treated as a miss: the node is recomputed and the entry rewritten.
+          Effect.catchAll(() => Effect.succeed(Option.none<StoredResult>()))
+        )
+
+      const compute = (node: ResolvedNode, inputs: Record<string, Artifact>) =>
+        Effect.gen(function* () {
+          const metrics: Array<MetricRow> = []
+          const examples: Array<ExampleRow> = []
+          const info: Record<string, unknown> = {}
+          const outputs = yield* node.kind.run({
+            nodeId: node.id,
+            kind: node.kind.kind,
+            params: node.params,
+            inputs,
+            inputNodes: Object.fromEntries(Object.entries(node.inputs).map(([port, ref]) => [port, ref.node])),
+            seed: node.seed,
+            backend: backend.name,
+            progress: (p) => reporter.progress(node.id, p),
+            metric: (row) => metrics.push(row),
+            examples: (rows) => {
+              for (const row of rows) examples.push(row)
+            },
+            info: (facts) => Object.assign(info, facts)
+          })
+          const result: StoredResult = {
+            node: node.id,
+            kind: node.kind.kind,
+            version: node.kind.version,
+            outputs: outputs as Record<string, Artifact>,
+            metrics,
+            examples,
+            info
+          }
+          return result
+        }).pipe(
+          Effect.catchAllDefect((defect) =>
+            Effect.fail(
+              new NodeError({
+                node: node.id,
+                kind: node.kind.kind,
+                message: defect instanceof Error ? defect.message : String(defect),
+                cause: defect
+              })
+            )
+          )
+        )
+
+      /** The node's result: from the cache, from a computation in flight, or computed now and stored. */
+      const obtain = (node: ResolvedNode, key: CacheKeyType, inputs: Record<string, Artifact>, recompute: boolean) =>
+        Effect.gen(function* () {
+          if (!recompute) {
+            const hit = yield* lookup(key)
+            if (Option.isSome(hit)) return { status: "cached" as const, result: hit.value }
+          }
+          const running = inflight.get(key)
+          if (running !== undefined) {
+            return { status: "cached" as const, result: yield* Deferred.await(running) }
+          }
+          const deferred = yield* Deferred.make<StoredResult, NodeError>()
+          inflight.set(key, deferred)
+          const result = yield* compute(node, inputs).pipe(
+            Effect.tap((result) =>
+              artifacts.put(key, encodeArtifact(result), { node: node.id, kind: node.kind.kind }).pipe(
+                Effect.mapError(
+                  (e) => new NodeError({ node: node.id, kind: node.kind.kind, message: `could not store the result: ${e.message}`, cause: e })
+                )
+              )
+            ),
+            // Whatever happens (success, failure, interruption), waiters are released and the key freed.
+            Effect.onExit((exit) =>
+              Effect.suspend(() => {
+                inflight.delete(key)
+                return Deferred.done(deferred, exit)
+              })
+            )
+          )
+          return { status: "executed" as const, result }
+        })
+
+      const run = (pipeline: Pipeline, options: RunOptions = {}) =>
+        Effect.gen(function* () {
+          const runId = (options.runId ?? (yield* makeRunId)) as RunId
+          const concurrency = Math.max(1, options.concurrency ?? 2)
+          const deps = new Map(pipeline.nodes.map((n) => [n.id, Object.values(n.inputs).map((r) => r.node)] as const))
+          const rerun = downstreamOf(deps, options.rerun ?? [])
+          const done = new Map(
+            yield* Effect.forEach(pipeline.nodes, (n) =>
+              Deferred.make<KeyedResult, UpstreamFailed>().pipe(Effect.map((d) => [n.id, d] as const))
+            )
+          )
+          const outcomes = new Map<string, NodeOutcome>()
+          const semaphore = yield* Effect.makeSemaphore(concurrency)
+
+          yield* results
+            .startRun({
+              runId,
+              pipeline: pipeline.name,
+              pipelinePath: pipeline.source,
+              backend: backend.name,
+              ...(options.sweepId !== undefined ? { sweepId: options.sweepId } : {}),
+              ...(options.trial !== undefined ? { trial: options.trial } : {})
+            })
+            .pipe(Effect.orDie)
+
+          const record = (node: ResolvedNode, key: CacheKeyType, status: "executed" | "cached" | "failed", startedAt: number, ms: number, result?: StoredResult) =>
+            Effect.gen(function* () {
+              yield* results.recordNode({
+                runId,
+                nodeId: node.id,
+                kind: node.kind.kind,
+                kindVersion: node.kind.version,
+                cacheKey: key,
+                params: node.encodedParams,
+                inputs: Object.fromEntries(Object.entries(node.inputs).map(([p, r]) => [p, `${r.node}.${r.port}`])),
+                status,
+                durationMs: ms,
+                info: result?.info ?? {},
+                startedAt
+              })
+              if (result !== undefined) {
+                yield* results.recordMetrics(runId, node.id, key, result.metrics)
+                yield* results.recordExamples(runId, node.id, key, result.examples)
+              }
+            }).pipe(Effect.orDie)
+
+          const runNode = (node: ResolvedNode) =>
+            Effect.gen(function* () {
+              const upstream: Record<string, Artifact> = {}
+              const upstreamKeys = new Map<string, string>()
+              for (const [port, ref] of Object.entries(node.inputs)) {
+                const got = yield* Deferred.await(done.get(ref.node)!)
+                upstreamKeys.set(ref.node, got.key)
+                upstream[port] = got.result.outputs[ref.port]!
+              }
+              const key = nodeCacheKey(node, upstreamKeys)
+              const recompute = options.force === true || rerun.has(node.id)
+              const startedAt = yield* Clock.currentTimeMillis
+              const exit = yield* semaphore.withPermits(1)(
+                Effect.suspend(() => {
+                  reporter.started(node.id, node.kind.kind)
+                  return Effect.exit(obtain(node, key, upstream, recompute))
+                })
+              )
+              const ms = (yield* Clock.currentTimeMillis) - startedAt
+              if (Exit.isSuccess(exit)) {
+                const { status, result } = exit.value
+                reporter.finished(node.id, status, ms)
+                yield* record(node, key, status, startedAt, ms, result)
+                outcomes.set(node.id, { id: node.id, kind: node.kind.kind, key, status, durationMs: ms, result })
+                yield* Deferred.succeed(done.get(node.id)!, { key, result })
+              } else {
+                if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
+                const message = errorMessage(exit.cause)
+                reporter.finished(node.id, "failed", ms, message)
+                yield* record(node, key, "failed", startedAt, ms)
+                outcomes.set(node.id, { id: node.id, kind: node.kind.kind, key, status: "failed", durationMs: ms, error: message })
+                yield* Deferred.fail(done.get(node.id)!, new UpstreamFailed(node.id))
+              }
+            }).pipe(
+              Effect.catchAll((upstreamFailure: UpstreamFailed) =>
+                Effect.gen(function* () {
+                  reporter.finished(node.id, "skipped", 0, `input '${upstreamFailure.node}' failed`)
+                  outcomes.set(node.id, {
+                    id: node.id,
+                    kind: node.kind.kind,
+                    key: "",
+                    status: "skipped",
+                    durationMs: 0,
+                    error: `not run: upstream node '${upstreamFailure.node}' failed`
+                  })
+                  yield* Deferred.fail(done.get(node.id)!, upstreamFailure)
+                })
+              )
+            )
+
+          const finish = (status: "succeeded" | "failed" | "interrupted", error?: string) =>
+            results.finishRun(runId, status, error).pipe(Effect.orDie)
+
+          yield* Effect.forEach(pipeline.nodes, runNode, { concurrency: "unbounded", discard: true }).pipe(
+            Effect.onInterrupt(() => finish("interrupted"))
+          )
+
+          const nodes = pipeline.nodes.map((n) => outcomes.get(n.id)!)
+          const failures = nodes.filter((n) => n.status === "failed").map((n) => ({ node: n.id, message: n.error ?? "failed" }))
+          if (failures.length > 0) {
+            yield* finish("failed", failures.map((f) => `${f.node}: ${f.message}`).join("; "))
+            return yield* new RunFailedError({ runId, failures })
+          }
+          yield* finish("succeeded")
+          return { runId, pipeline: pipeline.name, status: "succeeded" as const, nodes }
+        })
+
+      return { run }
+    })
+  )
+}

@@ -1,0 +1,174 @@
+/**
+ * The `train` node kind: builds a model from its spec and trains it, on hard labels alone or distilled
+ * from a teacher's SoftLabels with the objective `alpha * T^2 * D(teacher_T, student_T) + (1 - alpha) *
+ * CE(labels)` (see losses/Objective.ts). Teachers and students are both trained with it. With a
+ * teacher, the student learns from the teacher's examples (the transfer set, after any filter).
+ */
+import * as tf from "@tensorflow/tfjs"
+import { Effect, Schema } from "effect"
+import type { Dataset, SoftLabels, Split } from "../domain/Artifact.js"
+import { featureSize, parameterCount } from "../domain/Artifact.js"
+import { describeObjective, objectiveLoss, ObjectiveSpec } from "../losses/Objective.js"
+import { ModelSpec } from "../models/ModelSpec.js"
+import type { TrainOptions } from "../train/Trainer.js"
+import { train } from "../train/Trainer.js"
+import { defineKind, NodeError } from "./NodeKind.js"
+
+const positive = Schema.Number.pipe(Schema.positive())
+
+export const AdamParams = Schema.Struct({
+  type: Schema.Literal("adam"),
+  learningRate: Schema.optionalWith(positive, { default: () => 0.001 }),
+  beta1: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.9 }),
+  beta2: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.999 }),
+  epsilon: Schema.optionalWith(positive, { default: () => 1e-7 }),
+  weightDecay: Schema.optionalWith(Schema.NonNegative, { default: () => 0 })
+})
+
+export const SgdParams = Schema.Struct({
+  type: Schema.Literal("sgd"),
+  learningRate: Schema.optionalWith(positive, { default: () => 0.01 }),
+  momentum: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.9 }),
+  nesterov: Schema.optionalWith(Schema.Boolean, { default: () => false }),
+  weightDecay: Schema.optionalWith(Schema.NonNegative, { default: () => 0 })
+})
+
+export const OptimizerParams = Schema.Union(AdamParams, SgdParams)
+
+export const TrainParams = Schema.Struct({
+  model: ModelSpec,
+  optimizer: Schema.optionalWith(OptimizerParams, {
+    default: () => Schema.decodeSync(AdamParams)({ type: "adam" })
+  }),
+  batchSize: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 128 }),
+  epochs: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 10 }),
+  earlyStopping: Schema.optional(
+    Schema.Struct({
+      patience: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 3 }),
+      metric: Schema.optionalWith(Schema.Literal("val_loss", "val_accuracy"), { default: () => "val_loss" as const })
+    })
+  ),
+  checkpoint: Schema.optionalWith(Schema.Literal("best", "last"), { default: () => "best" as const }),
+  objective: Schema.optionalWith(ObjectiveSpec, { default: () => Schema.decodeSync(ObjectiveSpec)({}) })
+})
+export type TrainParams = typeof TrainParams.Type
+
+/** Rows of `split` in the order of `ids` (a transfer set's example ids), or fails naming a missing id. */
+export const gatherRows = (
+  split: Split,
+  featureLength: number,
+  ids: Int32Array
+): { readonly x: Float32Array; readonly y: Int32Array } | { readonly missing: number } => {
+  const rowOf = new Map<number, number>()
+  for (let r = 0; r < split.ids.length; r++) rowOf.set(split.ids[r]!, r)
+  const x = new Float32Array(ids.length * featureLength)
+  const y = new Int32Array(ids.length)
+  for (let i = 0; i < ids.length; i++) {
+    const r = rowOf.get(ids[i]!)
+    if (r === undefined) return { missing: ids[i]! }
+    x.set(split.x.subarray(r * featureLength, (r + 1) * featureLength), i * featureLength)
+    y[i] = split.y[r]!
+  }
+  return { x, y }
+}
+
+const teacherTargets = (soft: SoftLabels): NonNullable<TrainOptions["teacher"]> =>
+  soft.logits !== undefined
+    ? { logits: soft.logits }
+    : {
+        topk: {
+          k: soft.topk!.k,
+          indices: soft.topk!.indices,
+          values: soft.topk!.values,
+          tailLogSumExp: soft.topk!.tailLogSumExp
+        }
+      }
+
+export const TrainKind = defineKind({
+  kind: "train",
+  version: 1,
+  description: "Trains a model on hard labels, or distils it from a teacher's soft labels",
+  params: TrainParams,
+  inputs: {
+    data: { type: "Dataset", description: "the dataset (its validation split drives early stopping and checkpoints)" },
+    teacher: { type: "SoftLabels", optional: true, description: "the teacher's outputs over the transfer set" }
+  },
+  outputs: { model: "Model" },
+  run: (ctx) =>
+    Effect.gen(function* () {
+      const { params, nodeId } = ctx
+      const data: Dataset = ctx.inputs.data
+      const soft: SoftLabels | undefined = ctx.inputs.teacher
+      const fail = (message: string, cause?: unknown) => new NodeError({ node: nodeId, kind: "train", message, cause })
+      const D = featureSize(data.featureShape)
+      if (soft !== undefined && soft.numClasses !== data.numClasses) {
+        return yield* fail(`the teacher has ${soft.numClasses} classes but dataset '${data.name}' has ${data.numClasses}`)
+      }
+      const rows = soft === undefined ? { x: data.splits.train.x, y: data.splits.train.y } : gatherRows(data.splits[soft.split], D, soft.ids)
+      if ("missing" in rows) {
+        return yield* fail(`the teacher's outputs name example ${rows.missing}, which is not in the ${soft!.split} split of dataset '${data.name}'`)
+      }
+      if (rows.y.length === 0) return yield* fail("no training examples (did a filter drop them all?)")
+      const labels = soft === undefined ? rows.y : soft.labels
+      const objective = params.objective
+      const description = describeObjective(soft === undefined ? { ...objective, divergence: "none" } : objective)
+      ctx.info({ objective: description, backend: ctx.backend, trainExamples: rows.y.length })
+      const validation = data.splits.validation.y.length > 0 ? { x: data.splits.validation.x, y: data.splits.validation.y } : undefined
+      const result = yield* Effect.tryPromise({
+        try: (signal) =>
+          train({
+            spec: params.model,
+            featureShape: data.featureShape,
+            numClasses: data.numClasses,
+            train: { x: rows.x, y: labels },
+            ...(validation !== undefined ? { validation } : {}),
+            ...(soft !== undefined ? { teacher: teacherTargets(soft) } : {}),
+            loss: (studentLogits: tf.Tensor2D, y: tf.Tensor1D, teacher?: Parameters<TrainOptions["loss"]>[2]) =>
+              objectiveLoss(objective, studentLogits, y, teacher),
+            optimizer: params.optimizer,
+            batchSize: params.batchSize,
+            epochs: params.epochs,
+            seed: ctx.seed,
+            ...(params.earlyStopping !== undefined ? { earlyStopping: params.earlyStopping } : {}),
+            checkpoint: params.checkpoint,
+            signal,
+            onBatch: (r) =>
+              ctx.progress({ done: r.epoch - 1 + r.batch / r.batches, total: params.epochs, unit: "epoch" }),
+            onEpoch: (r) =>
+              ctx.progress({
+                done: r.epoch,
+                total: params.epochs,
+                unit: "epoch",
+                facts: {
+                  loss: r.trainLoss,
+                  ...(r.valLoss !== undefined ? { val_loss: r.valLoss } : {}),
+                  ...(r.valAccuracy !== undefined ? { val_acc: r.valAccuracy } : {})
+                }
+              })
+          }),
+        catch: (cause) => fail(`training failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
+      })
+      for (const epoch of result.history) {
+        ctx.metric({ name: "train_loss", step: epoch.epoch, value: epoch.trainLoss })
+        if (epoch.valLoss !== undefined) ctx.metric({ name: "val_loss", step: epoch.epoch, value: epoch.valLoss })
+        if (epoch.valAccuracy !== undefined) ctx.metric({ name: "val_accuracy", step: epoch.epoch, value: epoch.valAccuracy })
+        ctx.metric({ name: "examples_per_second", step: epoch.epoch, value: epoch.examplesPerSecond })
+      }
+      const info = result.info as Record<string, string | number | boolean>
+      for (const [name, value] of Object.entries(info)) {
+        if (typeof value === "number") ctx.metric({ name, value })
+      }
+      ctx.metric({ name: "params", value: parameterCount(result) })
+      ctx.info({ checkpoint: info })
+      return {
+        model: {
+          _tag: "Model" as const,
+          spec: Schema.encodeSync(ModelSpec)(params.model),
+          featureShape: data.featureShape,
+          numClasses: data.numClasses,
+          weights: result.weights,
+          info
+        }
+      }
+    })
+})

@@ -1,0 +1,95 @@
+/**
+ * Loads a pipeline from a YAML file: parses it keeping source positions, so that every later check
+ * can point at file:line:column, loads the plugins it names, and resolves it against the registry.
+ */
+import { Effect, Either } from "effect"
+import { readFile } from "node:fs/promises"
+import { dirname } from "node:path"
+import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml"
+import type { Document, Node as YamlNode } from "yaml"
+import type { KindRegistry, PluginError, RegistryError } from "../nodes/Registry.js"
+import { withPlugins } from "../nodes/Registry.js"
+import type { Pipeline, PipelineIssue, SourceMap } from "./Pipeline.js"
+import { PipelineError } from "./Pipeline.js"
+import { resolvePipeline } from "./Validate.js"
+
+/** A parsed YAML document with its source map. */
+export interface ParsedYaml {
+  readonly value: unknown
+  readonly source: SourceMap
+}
+
+const sourceMapOf = (file: string, doc: Document.Parsed, lines: LineCounter): SourceMap => ({
+  file,
+  locate: (path) => {
+    let node: unknown = doc.contents
+    let range: readonly [number, number, number] | undefined = (doc.contents as YamlNode | null)?.range ?? undefined
+    for (const segment of path) {
+      if (isMap(node)) {
+        const pair = node.items.find((p) => isScalar(p.key) && String(p.key.value) === String(segment))
+        if (pair === undefined) return undefined
+        // Point at the key: that is where a reader looks for an unknown or ill-typed key.
+        range = (pair.key as YamlNode).range ?? undefined
+        node = pair.value
+      } else if (isSeq(node) && typeof segment === "number") {
+        const item = node.items[segment] as YamlNode | undefined
+        if (item === undefined) return undefined
+        range = item.range ?? undefined
+        node = item
+      } else {
+        return undefined
+      }
+    }
+    if (range === undefined) return undefined
+    const pos = lines.linePos(range[0])
+    return { line: pos.line, column: pos.col }
+  }
+})
+
+/** Parses YAML text; syntax errors (duplicate keys included) become a PipelineError with positions. */
+export const parseYaml = (file: string, text: string): Either.Either<ParsedYaml, PipelineError> => {
+  const lines = new LineCounter()
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true })
+  if (doc.errors.length > 0) {
+    const issues: Array<PipelineIssue> = doc.errors.map((e) => {
+      const pos = e.linePos?.[0]
+      const message = e.message.split("\n")[0]!.replace(/ at line \d+, column \d+:?$/, "")
+      return pos ? { message: `YAML: ${message}`, path: [], line: pos.line, column: pos.col } : { message: `YAML: ${message}`, path: [] }
+    })
+    return Either.left(new PipelineError({ file, issues }))
+  }
+  return Either.right({ value: doc.toJS({ maxAliasCount: 1000 }), source: sourceMapOf(file, doc, lines) })
+}
+
+export const readPipelineText = (file: string): Effect.Effect<string, PipelineError> =>
+  Effect.tryPromise({
+    try: () => readFile(file, "utf8"),
+    catch: (cause) =>
+      new PipelineError({
+        file,
+        issues: [
+          {
+            message: (cause as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `cannot read: ${String(cause)}`,
+            path: []
+          }
+        ]
+      })
+  })
+
+/** The plugins a document names, loaded relative to the pipeline file. */
+export const pluginsOf = (value: unknown): ReadonlyArray<string> => {
+  const plugins = (value as { plugins?: unknown } | null)?.plugins
+  return Array.isArray(plugins) ? plugins.filter((p): p is string => typeof p === "string") : []
+}
+
+/** Reads, parses, loads plugins and resolves a pipeline file. */
+export const loadPipelineFile = (
+  file: string,
+  registry: KindRegistry
+): Effect.Effect<Pipeline, PipelineError | PluginError | RegistryError> =>
+  Effect.gen(function* () {
+    const text = yield* readPipelineText(file)
+    const parsed = yield* parseYaml(file, text)
+    const withKinds = yield* withPlugins(registry, pluginsOf(parsed.value), dirname(file))
+    return yield* resolvePipeline(parsed.value, withKinds, parsed.source)
+  })

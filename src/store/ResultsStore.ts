@@ -1,0 +1,672 @@
+/**
+ * The results store: one DuckDB database (`results.duckdb`) holding every run, every node execution,
+ * every metric and every per-example row, so that experiments are compared with SQL.
+ *
+ * Tables (created when missing; `schema_version` records the layout):
+ * - `runs`      one row per pipeline run (status running -> succeeded | failed | interrupted)
+ * - `nodes`     one row per node per run: kind, version, cache key, params/inputs/info as JSON,
+ *               executed | cached | failed, duration
+ * - `metrics`   (run, node, cache key, name, step?, value)
+ * - `examples`  per-example rows: label, prediction, confidence, entropy, loss, filter decision
+ *
+ * The DuckDB instance and connection are acquired in the layer's scope and closed with it
+ * (Effect-TS/effect `packages/sql-sqlite-node/src/SqliteClient.ts`); every use of the connection holds
+ * a one-permit semaphore, so statements and appenders never interleave. Timestamps come from `Clock`
+ * and are stored as UTC `TIMESTAMP`s. DuckDB lets one process open a file for writing; another process
+ * gets a `ResultsStoreLockedError` naming the holder's pid.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import {
+  type DuckDBConnection,
+  DuckDBInstance,
+  type DuckDBResultReader,
+  DuckDBTypeId,
+  type DuckDBValue,
+  type DuckDBValueConverter,
+  type JS,
+  JSDuckDBValueConverter,
+  timestampValue
+} from "@duckdb/node-api"
+import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
+import type { CacheKey, RunId } from "../domain/Ids.js"
+import type { ExampleRow, MetricRow } from "../nodes/NodeKind.js"
+
+// ---------------------------------------------------------------------------------------------------
+// Errors
+
+/** A SQL statement DuckDB rejected; `message` is DuckDB's own (e.g. the unknown table and a suggestion). */
+export class QueryError extends Schema.TaggedError<QueryError>()("QueryError", {
+  sql: Schema.String,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {}
+
+/** Opening, migrating or writing the results store failed. */
+export class ResultsStoreError extends Schema.TaggedError<ResultsStoreError>()("ResultsStoreError", {
+  path: Schema.String,
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {}
+
+/** The database file is held by another process (or already open in this one). */
+export class ResultsStoreLockedError extends Schema.TaggedError<ResultsStoreLockedError>()("ResultsStoreLockedError", {
+  path: Schema.String,
+  /** The holder's pid, when DuckDB reports it. */
+  pid: Schema.optional(Schema.Number),
+  message: Schema.String,
+  cause: Schema.optional(Schema.Defect)
+}) {}
+
+// ---------------------------------------------------------------------------------------------------
+// Models
+
+export type RunStatus = "running" | "succeeded" | "failed" | "interrupted"
+export type NodeStatus = "executed" | "cached" | "failed"
+
+export interface StartRun {
+  readonly runId: RunId
+  /** The pipeline's name. */
+  readonly pipeline: string
+  /** The file it was loaded from (or a description for pipelines-as-code). */
+  readonly pipelinePath: string
+  /** The tfjs backend in use. */
+  readonly backend: string
+  readonly sweepId?: string | undefined
+  readonly trial?: number | undefined
+}
+
+export interface RecordNode {
+  readonly runId: RunId
+  readonly nodeId: string
+  readonly kind: string
+  readonly kindVersion: number
+  readonly cacheKey: CacheKey
+  /** Resolved params (encoded form), stored as JSON. */
+  readonly params: unknown
+  /** Input port -> upstream key, stored as JSON. */
+  readonly inputs: unknown
+  readonly status: NodeStatus
+  readonly durationMs: number
+  /** Free-form facts from the node, stored as JSON. */
+  readonly info?: unknown
+  /** When the node started, epoch milliseconds; defaults to now minus `durationMs`. */
+  readonly startedAt?: number | undefined
+}
+
+/** A `nodes` row as read back. */
+export interface NodeRecord {
+  readonly runId: RunId
+  readonly nodeId: string
+  readonly kind: string
+  readonly kindVersion: number
+  readonly cacheKey: CacheKey
+  readonly params: unknown
+  readonly inputs: unknown
+  readonly status: NodeStatus
+  readonly durationMs: number
+  readonly info: unknown
+  /** ISO-8601 UTC. */
+  readonly startedAt: string
+}
+
+/**
+ * A query's result as plain JS: BIGINTs are numbers when safe (decimal strings otherwise), timestamps
+ * ISO-8601 strings, DATEs `YYYY-MM-DD`, JSON columns parsed, NULL `null`. `types` are DuckDB's names
+ * (`JSON` for JSON columns).
+ */
+export interface QueryResult {
+  readonly columns: ReadonlyArray<string>
+  readonly types: ReadonlyArray<string>
+  readonly rows: ReadonlyArray<ReadonlyArray<unknown>>
+}
+
+export type QueryParams = ReadonlyArray<unknown> | Readonly<Record<string, unknown>>
+
+export interface ResultsStoreService {
+  /** The database file, or ":memory:". */
+  readonly path: string
+  readonly readOnly: boolean
+  readonly startRun: (run: StartRun) => Effect.Effect<void, ResultsStoreError>
+  readonly finishRun: (
+    runId: RunId,
+    status: Exclude<RunStatus, "running">,
+    error?: string
+  ) => Effect.Effect<void, ResultsStoreError>
+  readonly recordNode: (node: RecordNode) => Effect.Effect<void, ResultsStoreError>
+  readonly recordMetrics: (
+    runId: RunId,
+    nodeId: string,
+    cacheKey: CacheKey,
+    rows: ReadonlyArray<MetricRow>
+  ) => Effect.Effect<void, ResultsStoreError>
+  readonly recordExamples: (
+    runId: RunId,
+    nodeId: string,
+    cacheKey: CacheKey,
+    rows: ReadonlyArray<ExampleRow>
+  ) => Effect.Effect<void, ResultsStoreError>
+  /** Runs SQL (`$1`/`?` positional or `$name` params) and reads the whole result. */
+  readonly query: (sql: string, params?: QueryParams) => Effect.Effect<QueryResult, QueryError>
+  /** The newest `nodes` row for `nodeId` in runs of `pipeline`. */
+  readonly lastNodeRecord: (
+    nodeId: string,
+    pipeline: string
+  ) => Effect.Effect<Option.Option<NodeRecord>, ResultsStoreError>
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Schema
+
+export const SCHEMA_VERSION = 1
+
+const DDL: ReadonlyArray<string> = [
+  `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    pipeline VARCHAR NOT NULL,
+    pipeline_path VARCHAR NOT NULL,
+    sweep_id VARCHAR,
+    trial INTEGER,
+    started_at TIMESTAMP NOT NULL,
+    ended_at TIMESTAMP,
+    status VARCHAR NOT NULL,
+    backend VARCHAR NOT NULL,
+    error VARCHAR
+  )`,
+  `CREATE TABLE IF NOT EXISTS nodes (
+    run_id VARCHAR NOT NULL,
+    node_id VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    kind_version INTEGER NOT NULL,
+    cache_key VARCHAR NOT NULL,
+    params JSON,
+    inputs JSON,
+    status VARCHAR NOT NULL,
+    duration_ms DOUBLE,
+    info JSON,
+    started_at TIMESTAMP
+  )`,
+  `CREATE TABLE IF NOT EXISTS metrics (
+    run_id VARCHAR NOT NULL,
+    node_id VARCHAR NOT NULL,
+    cache_key VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    step INTEGER,
+    value DOUBLE
+  )`,
+  `CREATE TABLE IF NOT EXISTS examples (
+    run_id VARCHAR NOT NULL,
+    node_id VARCHAR NOT NULL,
+    cache_key VARCHAR NOT NULL,
+    split VARCHAR NOT NULL,
+    example_id INTEGER NOT NULL,
+    label INTEGER NOT NULL,
+    subject VARCHAR,
+    prediction INTEGER,
+    confidence DOUBLE,
+    entropy DOUBLE,
+    loss DOUBLE,
+    decision VARCHAR,
+    reason VARCHAR
+  )`
+]
+
+// ---------------------------------------------------------------------------------------------------
+// Value conversion
+
+const describeError = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+const MEMORY = ":memory:"
+
+/** JSON text of a value for a JSON column; bigints as strings, typed arrays summarised. */
+const toJsonText = (value: unknown): string =>
+  JSON.stringify(value ?? null, (_key, v) => {
+    if (typeof v === "bigint") return v.toString()
+    if (ArrayBuffer.isView(v)) return { typedArray: v.constructor.name, length: (v as { length?: number }).length }
+    return v
+  }) ?? "null"
+
+const timestamp = (epochMillis: number) => timestampValue(BigInt(Math.round(epochMillis)) * 1000n)
+
+/** A query parameter as a DuckDB value: Dates become timestamps, objects JSON text. */
+const toDuckValue = (v: unknown): DuckDBValue => {
+  if (v === null || v === undefined) return null
+  switch (typeof v) {
+    case "string":
+    case "number":
+    case "boolean":
+    case "bigint":
+      return v
+  }
+  if (v instanceof Date) return timestamp(v.getTime())
+  return toJsonText(v)
+}
+
+const plainBigInt = (v: bigint): number | string =>
+  v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+/** Converts via `convert`, or falls back to DuckDB's spelling (e.g. `infinity` timestamps have no Date). */
+const orText = (value: DuckDBValue, convert: () => unknown): unknown => {
+  try {
+    return convert()
+  } catch {
+    return String(value)
+  }
+}
+
+/**
+ * DuckDB values as plain, JSON-friendly JS, recursively (lists, structs, maps): 64-bit and wider
+ * integers as numbers when safe, decimal strings otherwise; timestamps ISO-8601 UTC; DATEs
+ * `YYYY-MM-DD`; TIME and INTERVAL as DuckDB spells them; the rest as `getRowsJS` gives. JSON columns
+ * are parsed by `readResult`: chunks do not carry the JSON alias, so nested JSON stays text.
+ */
+const plainConverter: DuckDBValueConverter<unknown> = (value, type, converter) => {
+  if (value === null) return null
+  switch (type.typeId) {
+    case DuckDBTypeId.BIGINT:
+    case DuckDBTypeId.UBIGINT:
+    case DuckDBTypeId.HUGEINT:
+    case DuckDBTypeId.UHUGEINT:
+    case DuckDBTypeId.BIGNUM: {
+      const big = JSDuckDBValueConverter(value, type, JSDuckDBValueConverter)
+      return typeof big === "bigint" ? plainBigInt(big) : big
+    }
+    case DuckDBTypeId.DATE:
+      return orText(value, () => (JSDuckDBValueConverter(value, type, JSDuckDBValueConverter) as Date).toISOString().slice(0, 10))
+    case DuckDBTypeId.TIMESTAMP:
+    case DuckDBTypeId.TIMESTAMP_S:
+    case DuckDBTypeId.TIMESTAMP_MS:
+    case DuckDBTypeId.TIMESTAMP_NS:
+    case DuckDBTypeId.TIMESTAMP_TZ:
+      return orText(value, () => (JSDuckDBValueConverter(value, type, JSDuckDBValueConverter) as Date).toISOString())
+    case DuckDBTypeId.TIME:
+    case DuckDBTypeId.TIME_TZ:
+    case DuckDBTypeId.TIME_NS:
+    case DuckDBTypeId.INTERVAL:
+      return String(value)
+  }
+  return JSDuckDBValueConverter(value, type, converter as DuckDBValueConverter<JS>)
+}
+
+const readResult = (reader: DuckDBResultReader): QueryResult => {
+  const types = reader.columnTypes()
+  // Chunks carry no type aliases, so JSON columns are recognised here, on the result's own types.
+  const jsonColumns = types.flatMap((t, c) => (t.alias === "JSON" ? [c] : []))
+  const rows = reader.convertRows(plainConverter)
+  if (jsonColumns.length > 0) {
+    for (const row of rows) {
+      for (const c of jsonColumns) if (typeof row[c] === "string") row[c] = parseJson(row[c] as string)
+    }
+  }
+  return { columns: reader.columnNames(), types: types.map((t) => t.alias ?? t.toString()), rows }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Opening
+
+/** Files open in this process: DuckDB's file lock is per process, so it would not stop a second open here. */
+const openInProcess = new Set<string>()
+
+
+const openError = (file: string, readOnly: boolean, cause: unknown): ResultsStoreError | ResultsStoreLockedError => {
+  const text = describeError(cause)
+  const name = path.basename(file)
+  if (/Could not set lock on file/.test(text)) {
+    const pidText = /\(PID (\d+)\)/.exec(text)?.[1]
+    const pid = pidText === undefined ? undefined : Number(pidText)
+    return new ResultsStoreLockedError({
+      path: file,
+      pid,
+      message: `${name} is in use by another distillery process${pid === undefined ? "" : ` (pid ${pid})`}; ` +
+        `wait for it to finish, then try again (${file})`,
+      cause
+    })
+  }
+  if (readOnly && !fs.existsSync(file)) {
+    return new ResultsStoreError({
+      path: file,
+      message: `no results store at ${file}: run a pipeline first, or pass the right --results path`,
+      cause
+    })
+  }
+  return new ResultsStoreError({ path: file, message: `could not open results store ${file}: ${text}`, cause })
+}
+
+interface Options {
+  readonly path: string
+  readonly readOnly: boolean
+}
+
+const make = (options: Options) =>
+  Effect.gen(function*() {
+    const isMemory = options.path === MEMORY
+    const file = isMemory ? MEMORY : path.resolve(options.path)
+    const readOnly = options.readOnly && !isMemory
+
+    if (!isMemory) {
+      yield* Effect.acquireRelease(
+        Effect.suspend(() => {
+          if (openInProcess.has(file)) {
+            return Effect.fail(
+              new ResultsStoreLockedError({
+                path: file,
+                pid: process.pid,
+                message: `${path.basename(file)} is already open in this process; share one ResultsStore layer`
+              })
+            )
+          }
+          openInProcess.add(file)
+          return Effect.void
+        }),
+        () => Effect.sync(() => openInProcess.delete(file))
+      )
+      if (!readOnly) {
+        yield* Effect.try({
+          try: () => fs.mkdirSync(path.dirname(file), { recursive: true }),
+          catch: (cause) =>
+            new ResultsStoreError({ path: file, message: `could not create the directory of ${file}`, cause })
+        })
+      }
+    }
+
+    const instance = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => DuckDBInstance.create(file, readOnly ? { access_mode: "READ_ONLY" } : undefined),
+        catch: (cause) => openError(file, readOnly, cause)
+      }),
+      (db) => Effect.sync(() => db.closeSync())
+    )
+    const connection = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => instance.connect(),
+        catch: (cause) => openError(file, readOnly, cause)
+      }),
+      (c) => Effect.sync(() => c.closeSync())
+    )
+
+    const semaphore = yield* Effect.makeSemaphore(1)
+
+    /** Runs foreign code on the connection, alone, mapping a throw to a `ResultsStoreError`. */
+    /**
+     * Runs foreign code on the connection, alone. Interrupting it asks DuckDB to stop and waits for the
+     * statement to settle, so the next statement never overlaps one still running.
+     */
+    const exclusive = <A, E>(run: (c: DuckDBConnection) => Promise<A>, onError: (cause: unknown) => E) =>
+      semaphore.withPermits(1)(
+        Effect.async<A, E>((resume) => {
+          const pending = Promise.resolve().then(() => run(connection))
+          pending.then((a) => resume(Effect.succeed(a)), (cause) => resume(Effect.fail(onError(cause))))
+          return Effect.sync(() => connection.interrupt()).pipe(
+            Effect.zipRight(Effect.promise(() => pending.then(() => undefined, () => undefined)))
+          )
+        })
+      )
+
+    /** `exclusive`, mapping a throw to a `ResultsStoreError` that says what was being done. */
+    const use = <A>(doing: string, run: (c: DuckDBConnection) => Promise<A>) =>
+      exclusive(run, (cause) =>
+        new ResultsStoreError({ path: file, message: `could not ${doing} in ${file}: ${describeError(cause)}`, cause }))
+
+    // Migrate (or, read-only, check) the layout.
+    if (!readOnly) {
+      yield* use("create the tables", async (c) => {
+        for (const ddl of DDL) await c.run(ddl)
+      })
+    }
+    const version = yield* use("read the schema version", async (c) => {
+      const tables = await c.runAndReadAll(
+        `SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'`
+      )
+      if (Number(tables.getRowsJS()[0]![0]) === 0) return undefined
+      const reader = await c.runAndReadAll(`SELECT max(version) FROM schema_version`)
+      const v = reader.getRowsJS()[0]![0]
+      return v === null ? undefined : Number(v)
+    })
+    if (version === undefined && !readOnly) {
+      yield* use("write the schema version", (c) =>
+        c.run(`INSERT INTO schema_version VALUES ($1)`, [SCHEMA_VERSION]).then(() => undefined))
+    } else if (version !== undefined && version > SCHEMA_VERSION) {
+      return yield* new ResultsStoreError({
+        path: file,
+        message: `${file} has results-store layout ${version}, newer than this distillery's ${SCHEMA_VERSION}: ` +
+          "upgrade distillery to read it"
+      })
+    }
+
+    const startRun = Effect.fn("ResultsStore.startRun")(function*(run: StartRun) {
+      const now = yield* Clock.currentTimeMillis
+      yield* use(`start run ${run.runId}`, (c) =>
+        c.run(
+          `INSERT INTO runs (run_id, pipeline, pipeline_path, sweep_id, trial, started_at, ended_at, status, backend, error)
+           VALUES ($1, $2, $3, $4, $5, $6, NULL, 'running', $7, NULL)`,
+          [
+            run.runId,
+            run.pipeline,
+            run.pipelinePath,
+            run.sweepId ?? null,
+            run.trial ?? null,
+            timestamp(now),
+            run.backend
+          ]
+        ))
+    })
+
+    const finishRun = Effect.fn("ResultsStore.finishRun")(function*(
+      runId: RunId,
+      status: Exclude<RunStatus, "running">,
+      error?: string
+    ) {
+      const now = yield* Clock.currentTimeMillis
+      const changed = yield* use(`finish run ${runId}`, (c) =>
+        c.run(`UPDATE runs SET ended_at = $1, status = $2, error = $3 WHERE run_id = $4`, [
+          timestamp(now),
+          status,
+          error ?? null,
+          runId
+        ]).then((r) => r.rowsChanged))
+      if (changed === 0) {
+        return yield* new ResultsStoreError({
+          path: file,
+          message: `cannot finish run ${runId}: no such run was started in ${file}`
+        })
+      }
+    })
+
+    const recordNode = Effect.fn("ResultsStore.recordNode")(function*(node: RecordNode) {
+      const now = yield* Clock.currentTimeMillis
+      const startedAt = node.startedAt ?? now - node.durationMs
+      yield* use(`record node ${node.nodeId} of run ${node.runId}`, (c) =>
+        c.run(
+          `INSERT INTO nodes (run_id, node_id, kind, kind_version, cache_key, params, inputs, status, duration_ms, info, started_at)
+           VALUES ($1, $2, $3, $4, $5, $6::JSON, $7::JSON, $8, $9, $10::JSON, $11)`,
+          [
+            node.runId,
+            node.nodeId,
+            node.kind,
+            node.kindVersion,
+            node.cacheKey,
+            toJsonText(node.params),
+            toJsonText(node.inputs),
+            node.status,
+            node.durationMs,
+            toJsonText(node.info ?? {}),
+            timestamp(startedAt)
+          ]
+        ))
+    })
+
+    const recordMetrics = Effect.fn("ResultsStore.recordMetrics")(function*(
+      runId: RunId,
+      nodeId: string,
+      cacheKey: CacheKey,
+      rows: ReadonlyArray<MetricRow>
+    ) {
+      if (rows.length === 0) return
+      yield* use(`record ${rows.length} metrics of node ${nodeId}`, async (c) => {
+        const appender = await c.createAppender("metrics")
+        try {
+          for (const row of rows) {
+            appender.appendVarchar(runId)
+            appender.appendVarchar(nodeId)
+            appender.appendVarchar(cacheKey)
+            appender.appendVarchar(row.name)
+            if (row.step === undefined || row.step === null) appender.appendNull()
+            else appender.appendInteger(checkInt("step", row.step))
+            appender.appendDouble(row.value)
+            appender.endRow()
+          }
+          appender.flushSync()
+        } catch (e) {
+          appender.clear()
+          throw e
+        } finally {
+          appender.closeSync()
+        }
+      })
+    })
+
+    const recordExamples = Effect.fn("ResultsStore.recordExamples")(function*(
+      runId: RunId,
+      nodeId: string,
+      cacheKey: CacheKey,
+      rows: ReadonlyArray<ExampleRow>
+    ) {
+      if (rows.length === 0) return
+      yield* use(`record ${rows.length} example rows of node ${nodeId}`, async (c) => {
+        const appender = await c.createAppender("examples")
+        const optionalInt = (name: string, v: number | undefined) =>
+          v === undefined || v === null ? appender.appendNull() : appender.appendInteger(checkInt(name, v))
+        const optionalDouble = (v: number | undefined) =>
+          v === undefined || v === null ? appender.appendNull() : appender.appendDouble(v)
+        const optionalText = (v: string | undefined) =>
+          v === undefined || v === null ? appender.appendNull() : appender.appendVarchar(v)
+        try {
+          for (const row of rows) {
+            appender.appendVarchar(runId)
+            appender.appendVarchar(nodeId)
+            appender.appendVarchar(cacheKey)
+            appender.appendVarchar(row.split)
+            appender.appendInteger(checkInt("exampleId", row.exampleId))
+            appender.appendInteger(checkInt("label", row.label))
+            optionalText(row.subject)
+            optionalInt("prediction", row.prediction)
+            optionalDouble(row.confidence)
+            optionalDouble(row.entropy)
+            optionalDouble(row.loss)
+            optionalText(row.decision)
+            optionalText(row.reason)
+            appender.endRow()
+          }
+          appender.flushSync()
+        } catch (e) {
+          appender.clear()
+          throw e
+        } finally {
+          appender.closeSync()
+        }
+      })
+    })
+
+    const query = Effect.fn("ResultsStore.query")(function*(sql: string, params?: QueryParams) {
+      const values = params === undefined
+        ? undefined
+        : Array.isArray(params)
+        ? params.map(toDuckValue)
+        : Object.fromEntries(Object.entries(params).map(([k, v]) => [k, toDuckValue(v)]))
+      return yield* exclusive(
+        (c) => c.runAndReadAll(sql, values as Array<DuckDBValue> | Record<string, DuckDBValue>),
+        (cause) => new QueryError({ sql, message: describeError(cause), cause })
+      ).pipe(
+        Effect.flatMap((reader) =>
+          Effect.try({
+            try: () => readResult(reader),
+            catch: (cause) =>
+              new QueryError({ sql, message: `could not convert the result: ${describeError(cause)}`, cause })
+          })
+        )
+      )
+    })
+
+    const lastNodeRecord = Effect.fn("ResultsStore.lastNodeRecord")(function*(nodeId: string, pipeline: string) {
+      const result = yield* query(
+        `SELECT n.run_id, n.node_id, n.kind, n.kind_version, n.cache_key, n.params, n.inputs, n.status,
+                n.duration_ms, n.info, n.started_at
+         FROM nodes n JOIN runs r ON r.run_id = n.run_id
+         WHERE n.node_id = $1 AND r.pipeline = $2
+         ORDER BY n.started_at DESC, r.started_at DESC, n.rowid DESC
+         LIMIT 1`,
+        [nodeId, pipeline]
+      ).pipe(
+        Effect.mapError((e) => new ResultsStoreError({ path: file, message: e.message, cause: e }))
+      )
+      const row = result.rows[0]
+      if (row === undefined) return Option.none<NodeRecord>()
+      const [runId, node, kind, kindVersion, cacheKey, params, inputs, status, durationMs, info, startedAt] = row
+      return Option.some<NodeRecord>({
+        runId: runId as RunId,
+        nodeId: node as string,
+        kind: kind as string,
+        kindVersion: kindVersion as number,
+        cacheKey: cacheKey as CacheKey,
+        params,
+        inputs,
+        status: status as NodeStatus,
+        durationMs: durationMs as number,
+        info,
+        startedAt: startedAt as string
+      })
+    })
+
+    const service: ResultsStoreService = {
+      path: file,
+      readOnly,
+      startRun,
+      finishRun,
+      recordNode,
+      recordMetrics,
+      recordExamples,
+      query,
+      lastNodeRecord
+    }
+    return service
+  })
+
+const checkInt = (name: string, v: number): number => {
+  if (!Number.isInteger(v) || v < -2_147_483_648 || v > 2_147_483_647) {
+    throw new Error(`${name} must be a 32-bit integer, got ${v}`)
+  }
+  return v
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Service
+
+/** Runs, node executions, metrics and per-example rows in DuckDB. */
+export class ResultsStore extends Context.Tag("distillery/ResultsStore")<ResultsStore, ResultsStoreService>() {
+  /**
+   * The store in the DuckDB file at `file` (created with its directory if missing). `readOnly` opens an
+   * existing file for queries only, without creating or migrating anything.
+   */
+  static readonly layer = (
+    file: string,
+    options?: { readonly readOnly?: boolean }
+  ): Layer.Layer<ResultsStore, ResultsStoreError | ResultsStoreLockedError> =>
+    Layer.scoped(ResultsStore, make({ path: file, readOnly: options?.readOnly ?? false }))
+
+  /** An empty in-memory store, gone when the layer is released. */
+  static readonly layerMemory: Layer.Layer<ResultsStore, ResultsStoreError> = Layer.scoped(
+    ResultsStore,
+    make({ path: MEMORY, readOnly: false }).pipe(
+      Effect.catchTag("ResultsStoreLockedError", (e) => Effect.die(e))
+    )
+  )
+}

@@ -1,0 +1,153 @@
+import { assert, beforeAll, describe, it } from "@effect/vitest"
+import * as tf from "@tensorflow/tfjs"
+import { initBackend } from "../../src/backend/Backend.js"
+import { isWasmDataMovementFixInstalled } from "../../src/backend/kernels/WasmDataMovement.js"
+import {
+  installWasmMatMulFix,
+  isWasmMatMulFixInstalled,
+  uninstallWasmMatMulFix
+} from "../../src/backend/kernels/WasmMatMul.js"
+import { makeRng } from "../../src/domain/Random.js"
+
+const random = (n: number, seed: number): Float32Array => {
+  const rng = makeRng(seed)
+  return Float32Array.from({ length: n }, () => 2 * rng.next() - 1)
+}
+
+/** Runs `f` on a backend and returns its result as a plain array, freeing every tensor. */
+const on = async (backend: "cpu" | "wasm", f: () => tf.Tensor): Promise<{ shape: Array<number>; values: Float32Array }> => {
+  await tf.setBackend(backend)
+  const before = tf.memory().numTensors
+  const t = tf.tidy(f)
+  const out = { shape: [...t.shape], values: Float32Array.from(t.dataSync()) }
+  t.dispose()
+  assert.strictEqual(tf.memory().numTensors, before, `${backend} leaked tensors`)
+  return out
+}
+
+const assertClose = (a: { shape: Array<number>; values: Float32Array }, b: typeof a, tol: number) => {
+  assert.deepStrictEqual(a.shape, b.shape)
+  let worst = 0
+  for (let i = 0; i < a.values.length; i++) worst = Math.max(worst, Math.abs(a.values[i]! - b.values[i]!))
+  assert.isAtMost(worst, tol)
+}
+
+/** cpu (the reference) against wasm (with the fixes) on the same inputs. */
+const agree = async (f: () => tf.Tensor, tol = 1e-4) => assertClose(await on("wasm", f), await on("cpu", f), tol)
+
+beforeAll(async () => {
+  await initBackend("wasm")
+})
+
+describe("wasm kernel fixes", () => {
+  it("are installed by initBackend('wasm'), once", () => {
+    assert.isTrue(isWasmMatMulFixInstalled())
+    assert.isTrue(isWasmDataMovementFixInstalled())
+    const before = tf.getKernelsForBackend("wasm").length
+    assert.isTrue(installWasmMatMulFix())
+    assert.strictEqual(tf.getKernelsForBackend("wasm").length, before)
+    assert.isTrue(tf.getKernelsForBackend("wasm").some((k) => k.kernelName === tf.Conv2DBackpropFilter))
+  })
+
+  for (const [ta, tb] of [
+    [false, false],
+    [true, false],
+    [false, true],
+    [true, true]
+  ] as const) {
+    it(`BatchMatMul transposeA=${ta} transposeB=${tb} matches cpu`, async () => {
+      const [m, k, n] = [37, 53, 29]
+      const a = random(m * k, 1)
+      const b = random(k * n, 2)
+      await agree(() => tf.matMul(tf.tensor2d(a, ta ? [k, m] : [m, k]), tf.tensor2d(b, tb ? [n, k] : [k, n]), ta, tb))
+      // Batched (rank 3), with broadcasting of a single right operand.
+      await agree(() =>
+        tf.matMul(tf.tensor3d(random(3 * m * k, 3), ta ? [3, k, m] : [3, m, k]), tf.tensor3d(b, tb ? [1, n, k] : [1, k, n]), ta, tb)
+      )
+    })
+
+    it(`_FusedMatMul transposeA=${ta} transposeB=${tb} with bias and relu matches cpu`, async () => {
+      const [m, k, n] = [16, 24, 8]
+      const a = random(m * k, 4)
+      const b = random(k * n, 5)
+      const bias = random(n, 6)
+      await agree(() =>
+        tf.fused.matMul({
+          a: tf.tensor2d(a, ta ? [k, m] : [m, k]),
+          b: tf.tensor2d(b, tb ? [n, k] : [k, n]),
+          transposeA: ta,
+          transposeB: tb,
+          bias: tf.tensor1d(bias),
+          activation: "relu"
+        })
+      )
+    })
+  }
+
+  it("the original transposed kernels give the same numbers (the fix changes speed only)", async () => {
+    const a = random(20 * 30, 7)
+    const b = random(40 * 30, 8)
+    const f = () => tf.matMul(tf.tensor2d(a, [20, 30]), tf.tensor2d(b, [40, 30]), false, true)
+    const fixed = await on("wasm", f)
+    uninstallWasmMatMulFix()
+    try {
+      assert.isFalse(isWasmMatMulFixInstalled())
+      assertClose(await on("wasm", f), fixed, 1e-4)
+    } finally {
+      installWasmMatMulFix()
+    }
+  })
+
+  it("gradients of a dense layer match cpu", async () => {
+    const x = random(12 * 10, 9)
+    const w = random(10 * 6, 10)
+    const f = () => {
+      const g = tf.grads((xx: tf.Tensor, ww: tf.Tensor) => tf.sum(tf.square(tf.matMul(xx as tf.Tensor2D, ww as tf.Tensor2D))))
+      const [dx, dw] = g([tf.tensor2d(x, [12, 10]), tf.tensor2d(w, [10, 6])])
+      return tf.concat([tf.reshape(dx!, [-1]), tf.reshape(dw!, [-1])])
+    }
+    await agree(f, 1e-3)
+  })
+
+  it("Slice matches cpu: contiguous and strided, ranks 1 to 4", async () => {
+    const v = random(4 * 5 * 6 * 3, 11)
+    await agree(() => tf.slice(tf.tensor1d(v), 7, 20))
+    await agree(() => tf.slice(tf.tensor2d(v, [20, 18]), [3, 0], [5, 18]))
+    await agree(() => tf.slice(tf.tensor2d(v, [20, 18]), [3, 4], [5, 7]))
+    await agree(() => tf.slice(tf.tensor3d(v, [4, 5, 18]), [1, 2, 3], [2, 3, 4]))
+    await agree(() => tf.slice(tf.tensor4d(v, [4, 5, 6, 3]), [1, 0, 2, 1], [3, 5, 3, 2]))
+    await agree(() => tf.slice(tf.tensor1d(Int32Array.from({ length: 50 }, (_, i) => i), "int32"), 10, 5))
+  })
+
+  it("GatherV2 matches cpu on axis 0 and 1, float and int, and rejects bad indices", async () => {
+    const v = random(10 * 7 * 3, 12)
+    const idx = [4, 0, 9, 4, 2]
+    await agree(() => tf.gather(tf.tensor3d(v, [10, 7, 3]), tf.tensor1d(idx, "int32")))
+    await agree(() => tf.gather(tf.tensor3d(v, [10, 7, 3]), tf.tensor1d([6, 1, 1], "int32"), 1))
+    await agree(() => tf.gather(tf.tensor1d(Int32Array.from({ length: 10 }, (_, i) => 3 * i), "int32"), tf.tensor1d(idx, "int32")))
+    await tf.setBackend("wasm")
+    const before = tf.memory().numTensors
+    assert.throws(() => tf.tidy(() => tf.gather(tf.tensor2d(v, [10, 21]), tf.tensor1d([10], "int32"))), /not in \[0, 9\]/)
+    assert.strictEqual(tf.memory().numTensors, before)
+  })
+
+  for (const [stride, pad] of [
+    [1, "same"],
+    [1, "valid"],
+    [2, "same"],
+    [2, "valid"]
+  ] as const) {
+    it(`Conv2DBackpropFilter (stride ${stride}, ${pad}) matches cpu`, async () => {
+      const x = random(3 * 9 * 8 * 2, 13)
+      const filterShape: [number, number, number, number] = [3, 3, 2, 4]
+      const f = () => {
+        const xt = tf.tensor4d(x, [3, 9, 8, 2])
+        const outShape = tf.conv2d(xt, tf.zeros(filterShape) as tf.Tensor4D, stride, pad).shape
+        const dy = tf.tensor4d(random(tf.util.sizeFromShape(outShape), 14), outShape)
+        // d/dW of sum(conv(x, W) * dy) is Conv2DBackpropFilter(x, dy).
+        return tf.grad((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xt, w as tf.Tensor4D, stride, pad), dy)))(tf.zeros(filterShape))
+      }
+      await agree(f, 1e-3)
+    })
+  }
+})

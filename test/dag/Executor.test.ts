@@ -1,0 +1,180 @@
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Either, Fiber, Layer } from "effect"
+import { TfBackend } from "../../src/backend/Backend.js"
+import { ArtifactStore } from "../../src/cache/ArtifactStore.js"
+import { Executor } from "../../src/dag/Executor.js"
+import { Reporter } from "../../src/dag/Reporter.js"
+import type { Pipeline } from "../../src/pipeline/Pipeline.js"
+import { parseYaml } from "../../src/pipeline/Yaml.js"
+import { resolvePipeline } from "../../src/pipeline/Validate.js"
+import { ResultsStore } from "../../src/store/ResultsStore.js"
+import { executions, testRegistry } from "../fixtures/kinds.js"
+
+const pipelineOf = (text: string): Pipeline =>
+  Either.getOrThrow(Either.flatMap(parseYaml("p.yaml", text), (p) => resolvePipeline(p.value, testRegistry, p.source)))
+
+const chain = (value: number, extra = 0) =>
+  pipelineOf(`
+name: chain
+nodes:
+  - id: one
+    kind: constant
+    params: { value: ${value} }
+  - id: two
+    kind: constant
+    params: { value: 10 }
+  - id: sum
+    kind: add
+    inputs: { a: one, b: two }
+    params: { extra: ${extra} }
+  - id: twice
+    kind: add
+    inputs: { a: sum, b: sum }
+`)
+
+const TestLayer = Executor.layer.pipe(
+  Layer.provideMerge(
+    Layer.mergeAll(ArtifactStore.layerMemory, ResultsStore.layerMemory, TfBackend.layer("cpu"), Reporter.layerSilent)
+  )
+)
+
+/** Runs and returns node id -> status, clearing the execution log first. */
+const statuses = (pipeline: Pipeline, options = {}) =>
+  Effect.gen(function* () {
+    executions.length = 0
+    const executor = yield* Executor
+    const result = yield* executor.run(pipeline, options)
+    return Object.fromEntries(result.nodes.map((n) => [n.id, n.status]))
+  })
+
+describe("Executor", () => {
+  it.live("executes every node once, then serves all from the cache", () =>
+    Effect.gen(function* () {
+      const first = yield* statuses(chain(1))
+      assert.deepStrictEqual(first, { one: "executed", two: "executed", sum: "executed", twice: "executed" })
+      assert.sameMembers(executions, ["one", "two", "sum", "twice"])
+      const second = yield* statuses(chain(1))
+      assert.deepStrictEqual(second, { one: "cached", two: "cached", sum: "cached", twice: "cached" })
+      assert.deepStrictEqual(executions, [])
+    }).pipe(Effect.provide(TestLayer))
+  )
+
+  it.live("re-runs a changed node and only what depends on it", () =>
+    Effect.gen(function* () {
+      yield* statuses(chain(1))
+      const changed = yield* statuses(chain(2))
+      assert.deepStrictEqual(changed, { one: "executed", two: "cached", sum: "executed", twice: "executed" })
+      const downstreamOnly = yield* statuses(chain(2, 5))
+      assert.deepStrictEqual(downstreamOnly, { one: "cached", two: "cached", sum: "executed", twice: "executed" })
+    }).pipe(Effect.provide(TestLayer))
+  )
+
+  it.live("--force recomputes everything and --rerun recomputes a node and its dependents", () =>
+    Effect.gen(function* () {
+      yield* statuses(chain(1))
+      const forced = yield* statuses(chain(1), { force: true })
+      assert.deepStrictEqual(Object.values(forced), ["executed", "executed", "executed", "executed"])
+      const rerun = yield* statuses(chain(1), { rerun: ["sum"] })
+      assert.deepStrictEqual(rerun, { one: "cached", two: "cached", sum: "executed", twice: "executed" })
+    }).pipe(Effect.provide(TestLayer))
+  )
+
+  it.live("records runs, nodes, metrics and examples in the results store", () =>
+    Effect.gen(function* () {
+      const executor = yield* Executor
+      const first = yield* executor.run(chain(3))
+      const second = yield* executor.run(chain(3))
+      const store = yield* ResultsStore
+      const nodes = yield* store.query(
+        "SELECT run_id, node_id, status FROM nodes WHERE node_id = 'sum' ORDER BY started_at, status DESC"
+      )
+      assert.deepStrictEqual(nodes.rows, [
+        [first.runId, "sum", "executed"],
+        [second.runId, "sum", "cached"]
+      ])
+      // Cache hits replay the node's metrics and examples into the new run.
+      const metrics = yield* store.query("SELECT run_id, value FROM metrics WHERE node_id = 'twice' ORDER BY value")
+      assert.deepStrictEqual(metrics.rows.map((r) => r[1]), [26, 26])
+      const examples = yield* store.query("SELECT count(*) FROM examples WHERE run_id = $1", [second.runId])
+      assert.deepStrictEqual(examples.rows, [[2]])
+      const runs = yield* store.query("SELECT status FROM runs ORDER BY started_at")
+      assert.deepStrictEqual(runs.rows, [["succeeded"], ["succeeded"]])
+    }).pipe(Effect.provide(TestLayer))
+  )
+
+  it.live("a failed node stops only its dependents; what finished stays cached", () =>
+    Effect.gen(function* () {
+      const pipeline = pipelineOf(`
+name: partial
+nodes:
+  - { id: one, kind: constant, params: { value: 1 } }
+  - { id: bad, kind: boom, inputs: { a: one } }
+  - { id: after, kind: add, inputs: { a: bad } }
+  - { id: other, kind: add, inputs: { a: one } }
+`)
+      executions.length = 0
+      const executor = yield* Executor
+      const error = yield* Effect.flip(executor.run(pipeline))
+      assert.strictEqual(error._tag, "RunFailedError")
+      assert.include(error.message, "node 'bad': exploded on purpose")
+      assert.sameMembers(executions, ["one", "bad", "other"])
+      const again = yield* Effect.flip(executor.run(pipeline))
+      assert.strictEqual(again._tag, "RunFailedError")
+      const store = yield* ResultsStore
+      const rows = yield* store.query(
+        "SELECT node_id, status FROM nodes WHERE run_id = (SELECT run_id FROM runs ORDER BY started_at DESC LIMIT 1) ORDER BY node_id"
+      )
+      assert.deepStrictEqual(rows.rows, [
+        ["bad", "failed"],
+        ["one", "cached"],
+        ["other", "cached"]
+      ], JSON.stringify(rows.rows))
+      const runs = yield* store.query("SELECT DISTINCT status FROM runs")
+      assert.deepStrictEqual(runs.rows, [["failed"]])
+    }).pipe(Effect.provide(TestLayer))
+  )
+
+  it.live("a run interrupted mid-node resumes from the cache", () =>
+    Effect.gen(function* () {
+      const pipeline = pipelineOf(`
+name: long
+nodes:
+  - { id: one, kind: constant, params: { value: 1 } }
+  - { id: long, kind: slow, params: { ms: 400 }, inputs: { a: one } }
+  - { id: after, kind: add, inputs: { a: long } }
+`)
+      executions.length = 0
+      const executor = yield* Executor
+      const fiber = yield* Effect.fork(executor.run(pipeline))
+      // Wait until the slow node has started, then interrupt (what Ctrl-C does).
+      while (!executions.includes("long:start")) yield* Effect.sleep(5)
+      yield* Fiber.interrupt(fiber)
+      assert.deepStrictEqual(executions, ["one", "long:start"])
+      const store = yield* ResultsStore
+      const status = yield* store.query("SELECT status FROM runs")
+      assert.deepStrictEqual(status.rows, [["interrupted"]])
+      const resumed = yield* statuses(pipeline)
+      assert.deepStrictEqual(resumed, { one: "cached", long: "executed", after: "executed" })
+    }).pipe(Effect.provide(TestLayer))
+  )
+
+  it.live("concurrent runs share a node in flight instead of computing it twice", () =>
+    Effect.gen(function* () {
+      const pipeline = pipelineOf(`
+name: shared
+nodes:
+  - { id: one, kind: constant, params: { value: 1 } }
+  - { id: long, kind: slow, params: { ms: 100 }, inputs: { a: one } }
+`)
+      executions.length = 0
+      const executor = yield* Executor
+      const results = yield* Effect.all([executor.run(pipeline), executor.run(pipeline), executor.run(pipeline)], {
+        concurrency: "unbounded"
+      })
+      assert.strictEqual(executions.filter((e) => e === "long").length, 1)
+      assert.strictEqual(executions.filter((e) => e === "one").length, 1)
+      const executed = results.flatMap((r) => r.nodes.filter((n) => n.status === "executed").map((n) => n.id))
+      assert.sameMembers(executed, ["one", "long"])
+    }).pipe(Effect.provide(TestLayer))
+  )
+})
