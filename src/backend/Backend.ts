@@ -8,7 +8,7 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import { Context, Effect, Layer, Schema } from "effect"
-import { installWasmConv2DBackpropFilter } from "./kernels/WasmConv2DBackpropFilter.js"
+import { installWasmConvGrads } from "./kernels/WasmConvGrads.js"
 import { installWasmDataMovementFix } from "./kernels/WasmDataMovement.js"
 import { installWasmMatMulFix } from "./kernels/WasmMatMul.js"
 
@@ -68,7 +68,7 @@ const initWasm = async (): Promise<string> => {
   if (!(await setAndReady("wasm"))) throw fail("wasm", "The wasm backend failed to initialise.")
   installWasmMatMulFix()
   installWasmDataMovementFix()
-  installWasmConv2DBackpropFilter()
+  installWasmConvGrads()
   return "wasm"
 }
 

@@ -16,7 +16,7 @@ export const lsSql = (limit: number) => `
          count(n.node_id) FILTER (WHERE n.status = 'cached') AS cached,
          count(n.node_id) FILTER (WHERE n.status = 'failed') AS failed
   FROM runs r LEFT JOIN nodes n USING (run_id)
-  GROUP BY ALL ORDER BY r.started_at DESC LIMIT ${Math.max(1, Math.floor(limit))}`
+  GROUP BY ALL ORDER BY started DESC, r.run_id DESC LIMIT ${Math.max(1, Math.floor(limit))}`
 
 export const ls = Command.make(
   "ls",

@@ -47,8 +47,9 @@ export const show = Command.make(
       )
       yield* Console.log(`\nnodes\n${formatTable(nodes)}`)
       const metrics = yield* store.query(
-        `PIVOT (SELECT node_id, name, value FROM metrics WHERE run_id = $1 AND step IS NULL) ON name USING first(value) GROUP BY node_id ORDER BY node_id`,
-        [runId]
+        // PIVOT takes no parameters; the id is one read back from the store, quoted as a literal.
+        `PIVOT (SELECT node_id, name, value FROM metrics WHERE run_id = '${runId.replace(/'/g, "''")}' AND step IS NULL)
+         ON name USING first(value) GROUP BY node_id ORDER BY node_id`
       )
       if (metrics.rows.length > 0) yield* Console.log(`\nfinal metrics\n${formatTable(metrics)}`)
     })

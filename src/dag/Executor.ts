@@ -275,14 +275,14 @@ export class Executor extends Context.Tag("distillery/Executor")<
               }
               const key = nodeCacheKey(node, upstreamKeys)
               const recompute = options.force === true || rerun.has(node.id)
-              const startedAt = yield* Clock.currentTimeMillis
-              const exit = yield* semaphore.withPermits(1)(
-                Effect.suspend(() => {
+              const { exit, startedAt, ms } = yield* semaphore.withPermits(1)(
+                Effect.gen(function* () {
+                  const startedAt = yield* Clock.currentTimeMillis
                   reporter.started(node.id, node.kind.kind)
-                  return Effect.exit(obtain(node, key, upstream, recompute))
+                  const exit = yield* Effect.exit(obtain(node, key, upstream, recompute))
+                  return { exit, startedAt, ms: (yield* Clock.currentTimeMillis) - startedAt }
                 })
               )
-              const ms = (yield* Clock.currentTimeMillis) - startedAt
               if (Exit.isSuccess(exit)) {
                 const { status, result } = exit.value
                 reporter.finished(node.id, status, ms)

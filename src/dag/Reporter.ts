@@ -67,8 +67,8 @@ export const makeConsole = (out: NodeJS.WriteStream): ReporterShape => {
       if (tty) {
         out.write(`\r\x1b[K${text.slice(0, (out.columns ?? 120) - 1)}`)
         liveLine = true
-      } else if (Number.isInteger(p.done) && lastEpoch.get(node) !== p.done) {
-        // In a log, print whole units only (each epoch once), never per batch.
+      } else if (p.facts !== undefined && Number.isInteger(p.done) && lastEpoch.get(node) !== p.done) {
+        // In a log, print whole units that carry facts only (each epoch once), never per batch.
         lastEpoch.set(node, p.done)
         line(text)
       }

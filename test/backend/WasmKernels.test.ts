@@ -1,6 +1,7 @@
 import { assert, beforeAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { initBackend } from "../../src/backend/Backend.js"
+import { isWasmConvGradsInstalled } from "../../src/backend/kernels/WasmConvGrads.js"
 import { isWasmDataMovementFixInstalled } from "../../src/backend/kernels/WasmDataMovement.js"
 import {
   installWasmMatMulFix,
@@ -43,6 +44,7 @@ describe("wasm kernel fixes", () => {
   it("are installed by initBackend('wasm'), once", () => {
     assert.isTrue(isWasmMatMulFixInstalled())
     assert.isTrue(isWasmDataMovementFixInstalled())
+    assert.isTrue(isWasmConvGradsInstalled())
     const before = tf.getKernelsForBackend("wasm").length
     assert.isTrue(installWasmMatMulFix())
     assert.strictEqual(tf.getKernelsForBackend("wasm").length, before)
@@ -148,6 +150,44 @@ describe("wasm kernel fixes", () => {
         return tf.grad((w: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xt, w as tf.Tensor4D, stride, pad), dy)))(tf.zeros(filterShape))
       }
       await agree(f, 1e-3)
+    })
+  }
+
+  for (const [stride, pad, k] of [
+    [1, "same", 3],
+    [1, "valid", 3],
+    [1, "same", 2],
+    [2, "same", 3]
+  ] as const) {
+    it(`Conv2DBackpropInput (stride ${stride}, ${pad}, ${k}x${k}) matches cpu`, async () => {
+      const x = random(2 * 7 * 6 * 3, 15)
+      const w = random(k * k * 3 * 5, 16)
+      const f = () => {
+        const filter = tf.tensor4d(w, [k, k, 3, 5])
+        const outShape = tf.conv2d(tf.zeros([2, 7, 6, 3]) as tf.Tensor4D, filter, stride, pad).shape
+        const dy = tf.tensor4d(random(tf.util.sizeFromShape(outShape), 17), outShape)
+        // d/dx of sum(conv(x, W) * dy) is Conv2DBackpropInput(dy, W).
+        return tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf.conv2d(xx as tf.Tensor4D, filter, stride, pad), dy)))(tf.tensor4d(x, [2, 7, 6, 3]))
+      }
+      await agree(f, 1e-3)
+    })
+  }
+
+  for (const [size, stride, pad] of [
+    [2, 2, "valid"],
+    [2, 2, "same"],
+    [3, 2, "same"],
+    [3, 1, "valid"]
+  ] as const) {
+    it(`MaxPoolGrad (${size}x${size}, stride ${stride}, ${pad}) matches cpu`, async () => {
+      const x = random(2 * 7 * 5 * 3, 18)
+      const f = () => {
+        const xt = tf.tensor4d(x, [2, 7, 5, 3])
+        const outShape = tf.maxPool(xt, size, stride, pad).shape
+        const dy = tf.tensor4d(random(tf.util.sizeFromShape(outShape), 19), outShape)
+        return tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(xx as tf.Tensor4D, size, stride, pad), dy)))(xt)
+      }
+      await agree(f, 1e-5)
     })
   }
 })

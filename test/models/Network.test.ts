@@ -3,8 +3,8 @@ import * as tf from "@tensorflow/tfjs"
 import { initBackend } from "../../src/backend/Backend.js"
 import type { Model } from "../../src/domain/Artifact.js"
 import { makeRng } from "../../src/domain/Random.js"
-import type { ModelSpec } from "../../src/models/ModelSpec.js"
-import { decodeModelSpec } from "../../src/models/ModelSpec.js"
+import { Schema } from "effect"
+import { CnnSpec, MlpSpec } from "../../src/models/ModelSpec.js"
 import {
   buildModel,
   featuresOf,
@@ -17,8 +17,8 @@ import {
   weightSpecs
 } from "../../src/models/Network.js"
 
-const mlp: ModelSpec = decodeModelSpec({ type: "mlp", hidden: [16, 8], dropout: 0.5, inputDropout: 0.2 })
-const cnn: ModelSpec = decodeModelSpec({ type: "cnn", channels: [4, 6], dense: [10], imageShape: [8, 8, 1], dropout: 0.3 })
+const mlp = Schema.decodeSync(MlpSpec)({ type: "mlp", hidden: [16, 8], dropout: 0.5, inputDropout: 0.2 })
+const cnn = Schema.decodeSync(CnnSpec)({ type: "cnn", channels: [4, 6], dense: [10], imageShape: [8, 8, 1], dropout: 0.3 })
 
 const random = (n: number, seed: number): Float32Array => {
   const rng = makeRng(seed)
@@ -123,7 +123,7 @@ describe("buildModel", () => {
 
   it("rejects an imageShape that does not fit the features, and too many pools", () => {
     assert.throws(() => buildModel(cnn, [63], 5, 1), /imageShape \[8, 8, 1\] has 64 values but the features have 63/)
-    assert.throws(() => buildModel({ ...cnn, channels: [2, 2, 2, 2] } as ModelSpec, [64], 5, 1), /at most 3/)
+    assert.throws(() => buildModel({ ...cnn, channels: [2, 2, 2, 2] }, [64], 5, 1), /at most 3/)
   })
 })
 

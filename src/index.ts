@@ -1,0 +1,37 @@
+/**
+ * The public SDK: what pipelines-as-code and plugins import. Node kinds and plugins, the pipeline
+ * builder and loader, the executor and its services, the objectives, and the artifact types.
+ */
+export type { Artifact, Dataset, Features, Metrics, Model, PortType, SoftLabels, Split, SplitName, Weight } from "./domain/Artifact.js"
+export { featureSize, parameterCount } from "./domain/Artifact.js"
+export { deriveSeed, makeRng, permutation } from "./domain/Random.js"
+export type { Rng } from "./domain/Random.js"
+
+export type { ExampleRow, InputSpec, MetricRow, NodeContext, NodeKind, Progress } from "./nodes/NodeKind.js"
+export { defineKind, NodeError } from "./nodes/NodeKind.js"
+export type { KindRegistry, Plugin } from "./nodes/Registry.js"
+export { definePlugin, loadPlugin, PluginError, register, RegistryError, withPlugins } from "./nodes/Registry.js"
+export { builtinKinds, builtinRegistry } from "./nodes/builtins.js"
+export { DatasetKind, DatasetParams } from "./nodes/dataset.js"
+export { TrainKind, TrainParams } from "./nodes/train.js"
+export { GenerateKind, GenerateParams } from "./nodes/generate.js"
+export { FilterKind, FilterParams } from "./nodes/filter.js"
+export { EvaluateKind, EvaluateParams } from "./nodes/evaluate.js"
+
+export type { Pipeline, PipelineDoc, ResolvedNode } from "./pipeline/Pipeline.js"
+export { PipelineError } from "./pipeline/Pipeline.js"
+export type { OutputRef, PipelineBuilder } from "./pipeline/Builder.js"
+export { pipeline } from "./pipeline/Builder.js"
+export { loadPipelineFile, parseYaml } from "./pipeline/Yaml.js"
+export { resolvePipeline } from "./pipeline/Validate.js"
+
+export type { NodeOutcome, RunOptions, RunResult, StoredResult } from "./dag/Executor.js"
+export { Executor, pipelineCacheKeys, RunFailedError } from "./dag/Executor.js"
+export { Reporter } from "./dag/Reporter.js"
+export { ArtifactStore } from "./cache/ArtifactStore.js"
+export { ResultsStore } from "./store/ResultsStore.js"
+export { TfBackend } from "./backend/Backend.js"
+export type { BackendName } from "./backend/Backend.js"
+
+export { describeObjective, divergenceNames, objectiveLoss, ObjectiveSpec } from "./losses/Objective.js"
+export { ModelSpec } from "./models/ModelSpec.js"

@@ -1,0 +1,94 @@
+/**
+ * The CLI verbs end to end, as a user runs them: a real process on the two-moons pipeline in a
+ * temporary store.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+
+const store = mkdtempSync(join(tmpdir(), "distillery-cli-"))
+
+/** Runs the CLI in a child process (asynchronously, so the test worker stays responsive). */
+const cli = (...args: Array<string>) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", "src/bin.ts", ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } }, (error, stdout, stderr) =>
+      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr })
+    )
+  })
+
+describe("distillery CLI", () => {
+  it("run computes every node, prints the results table, and a second run is all cache hits", async () => {
+    const first = await cli("run", "pipelines/two-moons-kd.yaml", "--store", store, "--backend", "cpu")
+    assert.strictEqual(first.code, 0, first.stderr)
+    assert.match(first.stdout, /eval_teacher\s+teacher\s+0\.\d+/)
+    assert.match(first.stdout, /9 nodes, 9 executed, 0 cached/)
+    assert.include(first.stderr, "▶ teacher (train)")
+    const second = await cli("run", "pipelines/two-moons-kd.yaml", "--store", store, "--backend", "cpu")
+    assert.strictEqual(second.code, 0, second.stderr)
+    assert.match(second.stdout, /9 nodes, 0 executed, 9 cached/)
+    // Cached results are the same results.
+    const table = (s: string) => s.split("\n").filter((l) => l.startsWith("eval_")).map((l) => l.split(/\s+/).slice(0, 4).join(" "))
+    assert.deepStrictEqual(table(second.stdout), table(first.stdout))
+  })
+
+  it("query answers SQL as a table, CSV or JSON", async () => {
+    const sql = "SELECT node_id, status FROM nodes WHERE kind = 'evaluate' ORDER BY started_at, node_id LIMIT 3"
+    const table = await cli("query", sql, "--store", store)
+    assert.strictEqual(table.code, 0, table.stderr)
+    assert.match(table.stdout, /node_id\s+status/)
+    const csv = await cli("query", "SELECT count(*) AS n FROM runs", "--store", store, "--format", "csv")
+    assert.strictEqual(csv.stdout.trim().replace(/\r/g, ""), "n\n2")
+    const json = await cli("query", "SELECT DISTINCT split FROM examples WHERE decision IS NOT NULL", "--store", store, "--format", "json")
+    assert.deepStrictEqual(JSON.parse(json.stdout), [{ split: "train" }])
+    const bad = await cli("query", "SELECT * FROM runz", "--store", store)
+    assert.strictEqual(bad.code, 4)
+    assert.include(bad.stderr, "runz")
+    assert.notInclude(bad.stderr, "    at ")
+  })
+
+  it("ls lists runs and show shows one", async () => {
+    const ls = await cli("ls", "--store", store)
+    assert.strictEqual(ls.code, 0, ls.stderr)
+    assert.match(ls.stdout, /two-moons-kd\s+succeeded/)
+    const show = await cli("show", "last", "--store", store)
+    assert.strictEqual(show.code, 0, show.stderr)
+    assert.match(show.stdout, /eval_student\s+evaluate\s+cached/)
+    assert.include(show.stdout, "final metrics")
+    const missing = await cli("show", "nope", "--store", store)
+    assert.strictEqual(missing.code, 4)
+    assert.include(missing.stderr, "no run 'nope'; recent runs:")
+  })
+
+  it("validate and graph describe a pipeline without running it", async () => {
+    const v = await cli("validate", "pipelines/mnist-kd.yaml")
+    assert.strictEqual(v.code, 0, v.stderr)
+    assert.include(v.stdout, "valid (8 nodes)")
+    const g = await cli("graph", "pipelines/mnist-kd.yaml")
+    assert.strictEqual(g.code, 0, g.stderr)
+    assert.include(g.stdout, "flowchart LR")
+    assert.include(g.stdout, "teacher -->|model → model| teacher_outputs")
+  })
+
+  it("bad input exits 2 with file:line and the valid choices, never a stack trace", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "distillery-bad-"))
+    const file = join(dir, "bad.yaml")
+    writeFileSync(file, "name: bad\nnodes:\n  - id: data\n    kind: datset\n")
+    const r = await cli("run", file, "--store", store)
+    assert.strictEqual(r.code, 2)
+    assert.include(r.stderr, `${file}:4:5: node 'data': unknown kind 'datset' (did you mean 'dataset'?)`)
+    assert.notInclude(r.stderr, "    at ")
+    const missing = await cli("validate", join(dir, "nope.yaml"))
+    assert.strictEqual(missing.code, 2)
+    assert.include(missing.stderr, "nope.yaml: no such file")
+  })
+
+  it("--help works on every verb", async () => {
+    for (const verb of ["run", "query", "validate", "graph", "ls", "show"]) {
+      const r = await cli(verb, "--help")
+      assert.strictEqual(r.code, 0, `${verb}: ${r.stderr}`)
+      assert.include(r.stdout, verb)
+    }
+  })
+})
