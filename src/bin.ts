@@ -6,7 +6,7 @@
  */
 import { Command } from "@effect/cli"
 import { NodeContext, NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Effect, Layer } from "effect"
+import { Cause, Console, Effect, Exit, Layer } from "effect"
 import type { BackendName } from "./backend/Backend.js"
 import { TfBackend } from "./backend/Backend.js"
 import { ArtifactStore } from "./cache/ArtifactStore.js"
@@ -89,4 +89,9 @@ const main = cli(process.argv).pipe(
   Effect.provide(NodeContext.layer)
 )
 
-NodeRuntime.runMain(main, { disableErrorReporting: true })
+NodeRuntime.runMain(main, {
+  disableErrorReporting: true,
+  // Ctrl-C interrupts the main fiber (the run records itself as interrupted); exit 130 as shells expect.
+  teardown: (exit, onExit) =>
+    onExit(Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? 130 : Number(process.exitCode ?? 0))
+})

@@ -3,7 +3,7 @@
  * temporary store.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
+import { execFile, spawn } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -90,5 +90,35 @@ describe("distillery CLI", () => {
       assert.strictEqual(r.code, 0, `${verb}: ${r.stderr}`)
       assert.include(r.stdout, verb)
     }
+  })
+
+  it("Ctrl-C stops a run cleanly (exit 130, run marked interrupted) and the next run resumes", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "distillery-int-"))
+    const file = join(dir, "long.yaml")
+    writeFileSync(
+      file,
+      `name: long
+nodes:
+  - { id: data, kind: dataset, params: { source: two_moons, examples: 400 } }
+  - { id: quick, kind: train, inputs: { data: data }, params: { model: { type: mlp, hidden: [4] }, epochs: 2 } }
+  - { id: long, kind: train, inputs: { data: data }, params: { model: { type: mlp, hidden: [64] }, epochs: 5000 } }
+`
+    )
+    const intStore = join(dir, "store")
+    const child = spawn(process.execPath, ["--import", "tsx", "src/bin.ts", "run", file, "--store", intStore, "--backend", "cpu", "--concurrency", "1"])
+    let stderr = ""
+    const code = await new Promise<number | null>((resolve) => {
+      child.stderr.on("data", (chunk: Buffer) => {
+        stderr += chunk.toString()
+        // Interrupt once the long node is under way.
+        if (/long\s+epoch \d+/.test(stderr) && !child.killed) child.kill("SIGINT")
+      })
+      child.on("exit", (c) => resolve(c))
+    })
+    assert.strictEqual(code, 130, stderr)
+    const status = await cli("query", "SELECT status FROM runs", "--store", intStore, "--format", "csv")
+    assert.strictEqual(status.stdout.trim().split(/\r?\n/)[1], "interrupted")
+    const nodes = await cli("query", "SELECT node_id FROM nodes ORDER BY node_id", "--store", intStore, "--format", "csv")
+    assert.deepStrictEqual(nodes.stdout.trim().split(/\r?\n/).slice(1), ["data", "quick"])
   })
 })
