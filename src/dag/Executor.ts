@@ -88,16 +88,18 @@ const makeRunId = Effect.gen(function* () {
 })
 
 /** The cache key of a node given its upstream keys: kind, version, resolved params, inputs and seed. */
-export const nodeCacheKey = (node: ResolvedNode, upstreamKeys: ReadonlyMap<string, string>): CacheKeyType =>
-  CacheKey.make({
+export const nodeCacheKey = (node: ResolvedNode, upstreamKeys: ReadonlyMap<string, string>): CacheKeyType => {
+  const fingerprint = node.kind.fingerprint?.(node.params)
+  return CacheKey.make({
     kind: node.kind.kind,
     version: node.kind.version,
-    params: node.encodedParams,
+    params: fingerprint === undefined ? node.encodedParams : { params: node.encodedParams, fingerprint },
     inputs: Object.fromEntries(
       Object.entries(node.inputs).map(([port, ref]) => [port, `${upstreamKeys.get(ref.node)}#${ref.port}`])
     ),
     seed: node.seed
   })
+}
 
 /** Cache keys of every node of a pipeline, without running anything. */
 export const pipelineCacheKeys = (pipeline: Pipeline): ReadonlyMap<string, CacheKeyType> => {

@@ -91,6 +91,11 @@ export interface NodeKind<P = any, I extends InputSpecs = InputSpecs, O extends 
   readonly inputs: I
   readonly outputs: O
   readonly run: (ctx: NodeContext<P, InputValues<I>>) => Effect.Effect<OutputValues<O>, NodeError>
+  /**
+   * What the result depends on beyond params and inputs (e.g. the content hash of a data file), added
+   * to the cache key so that editing the file re-runs the node. Synchronous and cheap.
+   */
+  readonly fingerprint?: (params: P) => unknown
 }
 
 /** Declares a node kind with its types inferred (an identity function for inference). */

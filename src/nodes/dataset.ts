@@ -6,9 +6,11 @@
  * else against the current working directory of the process.
  */
 import { Effect, Schema } from "effect"
+import { createHash } from "node:crypto"
+import { readFileSync } from "node:fs"
 import type { Dataset } from "../domain/Artifact.js"
 import type { DataError } from "../data/DataError.js"
-import { loadFileDataset } from "../data/files.js"
+import { loadFileDataset, resolveDataPath } from "../data/files.js"
 import { loadMnist } from "../data/mnist.js"
 import { gaussianMixture, spirals, twoMoons } from "../data/synthetic.js"
 import { defineKind, NodeError } from "./NodeKind.js"
@@ -104,6 +106,15 @@ export const DatasetParams = Schema.Union(
 )
 export type DatasetParams = typeof DatasetParams.Type
 
+/** sha256 of a data file's bytes, or "missing" (the node then fails with the loader's message). */
+export const fileFingerprint = (path: string, baseDir?: string): string => {
+  try {
+    return createHash("sha256").update(readFileSync(resolveDataPath(path, baseDir))).digest("hex")
+  } catch {
+    return "missing"
+  }
+}
+
 /** The dataset the params describe, with everything random drawn from `seed`. */
 export const loadDataset = (params: DatasetParams, seed: number): Effect.Effect<Dataset, DataError> => {
   switch (params.source) {
@@ -129,6 +140,8 @@ export const DatasetKind = defineKind({
   params: DatasetParams,
   inputs: {},
   outputs: { dataset: "Dataset" },
+  // A file's content is part of the key: editing the file re-runs the node and what depends on it.
+  fingerprint: (params) => (params.source === "jsonl" || params.source === "csv" ? fileFingerprint(params.path, params.baseDir) : undefined),
   run: (ctx) =>
     loadDataset(ctx.params, ctx.seed).pipe(
       Effect.tap((dataset) =>

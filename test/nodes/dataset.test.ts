@@ -1,10 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Schema } from "effect"
+import { Effect, Either, Schema } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { afterAll } from "vitest"
+import { pipelineCacheKeys } from "../../src/dag/Executor.js"
+import { builtinRegistry } from "../../src/nodes/builtins.js"
 import type { NodeContext } from "../../src/nodes/NodeKind.js"
+import { noSourceMap } from "../../src/pipeline/Pipeline.js"
+import { resolvePipeline } from "../../src/pipeline/Validate.js"
 import { DatasetKind, DatasetParams } from "../../src/nodes/dataset.js"
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "distillery-dataset-node-"))
@@ -125,4 +129,18 @@ describe("dataset node", () => {
       assert.strictEqual((error.cause as { _tag: string })._tag, "DataError")
     })
   )
+})
+
+describe("dataset cache keys", () => {
+  it("include a data file's content, so editing the file re-runs the node", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "fp-"))
+    const csv = path.join(dir, "d.csv")
+    const doc = { name: "f", nodes: [{ id: "d", kind: "dataset", params: { source: "csv", path: csv, features: ["a"] } }] }
+    const key = () => pipelineCacheKeys(Either.getOrThrow(resolvePipeline(doc, builtinRegistry, noSourceMap("f")))).get("d")
+    fs.writeFileSync(csv, "a,label\n1,0\n2,1\n")
+    const first = key()
+    assert.strictEqual(key(), first)
+    fs.writeFileSync(csv, "a,label\n1,0\n3,1\n")
+    assert.notStrictEqual(key(), first)
+  })
 })
