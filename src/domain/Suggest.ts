@@ -17,18 +17,20 @@ export const editDistance = (a: string, b: string): number => {
   return prev[b.length]!
 }
 
+/** The candidate with the smallest edit distance (case-insensitive), however far; ties go to the first. */
+export const closest = (word: string, candidates: Iterable<string>): { readonly candidate: string; readonly distance: number } | undefined => {
+  let best: { candidate: string; distance: number } | undefined
+  for (const candidate of candidates) {
+    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase())
+    if (best === undefined || distance < best.distance) best = { candidate, distance }
+  }
+  return best
+}
+
 /** The nearest candidate when it is close enough to be a plausible typo. */
 export const nearest = (word: string, candidates: Iterable<string>): string | undefined => {
-  let best: string | undefined
-  let bestDistance = Infinity
-  for (const c of candidates) {
-    const d = editDistance(word.toLowerCase(), c.toLowerCase())
-    if (d < bestDistance) {
-      best = c
-      bestDistance = d
-    }
-  }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined
+  const best = closest(word, candidates)
+  return best !== undefined && best.distance <= Math.max(2, Math.floor(word.length / 3)) ? best.candidate : undefined
 }
 
 /** " (did you mean 'x'?)" or "". */

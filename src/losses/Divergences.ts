@@ -3,7 +3,7 @@
  * up by `getDivergence`. Each entry lives in its own lowercase module with its formula and paper.
  */
 import { Schema } from "effect"
-import { choices, editDistance } from "../domain/Suggest.js"
+import { choices, closest } from "../domain/Suggest.js"
 import { cosine } from "./cosine.js"
 import type { Divergence } from "./Divergence.js"
 import { forwardKl } from "./forward_kl.js"
@@ -55,18 +55,7 @@ const registry = indexDivergences(divergences)
  * The valid name closest to `name` by edit distance (case-insensitive), however far: an unknown
  * divergence always gets a suggestion. Ties go to registry order.
  */
-export const nearestName = (name: string, valid: ReadonlyArray<string>): string => {
-  let best = valid[0] ?? ""
-  let bestDistance = Infinity
-  for (const candidate of valid) {
-    const distance = editDistance(name.toLowerCase(), candidate.toLowerCase())
-    if (distance < bestDistance) {
-      best = candidate
-      bestDistance = distance
-    }
-  }
-  return best
-}
+export const nearestName = (name: string, valid: ReadonlyArray<string>): string => closest(name, valid)?.candidate ?? ""
 
 export const isDivergenceName = (name: string): name is DivergenceName => registry.has(name)
 
