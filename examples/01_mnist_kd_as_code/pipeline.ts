@@ -16,7 +16,7 @@ export const mnistKd = (): PipelineBuilder => {
     seed: 1
   })
   const mnist = p.add("mnist", DatasetKind, { params: { source: "mnist", validation: 0.1, test: 0.2 } })
-  const common = { optimizer: { type: "adam", learningRate: 0.001 }, batchSize: 128, epochs: 30, checkpoint: "best" } as const
+  const common = { optimizer: { type: "adam", learningRate: 0.001 }, batchSize: 128, epochs: 60, checkpoint: "best" } as const
   const teacher = p.add("teacher", TrainKind, {
     inputs: { data: mnist.dataset },
     params: { model: { type: "mlp", hidden: [800, 800], dropout: 0.5, inputDropout: 0.2 }, ...common }
