@@ -13,6 +13,7 @@ import { ArtifactStore } from "./cache/ArtifactStore.js"
 import { graph } from "./cli/graph.js"
 import { ls } from "./cli/ls.js"
 import { query } from "./cli/query.js"
+import { report } from "./cli/report.js"
 import { run } from "./cli/run.js"
 import { resultsFile } from "./cli/shared.js"
 import { show } from "./cli/show.js"
@@ -44,7 +45,8 @@ const distillery = Command.make("distillery", {}).pipe(
     graph,
     query.pipe(Command.provide((o) => readLayer(o.store))),
     ls.pipe(Command.provide((o) => readLayer(o.store))),
-    show.pipe(Command.provide((o) => readLayer(o.store)))
+    show.pipe(Command.provide((o) => readLayer(o.store))),
+    report.pipe(Command.provide((o) => readLayer(o.store)))
   ])
 )
 

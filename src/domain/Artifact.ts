@@ -90,6 +90,8 @@ export interface Features {
   readonly _tag: "Features"
   readonly split: SplitName
   readonly layer: string
+  /** The node id of the model whose layer this is (absent in artifacts cached before it was recorded). */
+  readonly model?: string
   /** (N) example ids. */
   readonly ids: Int32Array
   /** Shape of one example's features. */

@@ -1,17 +1,32 @@
 /**
  * The built-in node kinds, registered explicitly (no import side effects): dataset, train, generate,
- * filter, evaluate.
+ * filter, evaluate; features (a teacher layer for FitNets / RKD), ensemble and evaluate_soft
+ * (multi-teacher), mutual (deep mutual learning). `born_again` is a macro, expanded into these kinds
+ * before validation (pipeline/Macros.ts), not a kind.
  */
 import { Either } from "effect"
 import { datasetKind as DatasetKind } from "./dataset.js"
+import { EnsembleKind, EvaluateSoftKind } from "./ensemble.js"
 import { EvaluateKind } from "./evaluate.js"
+import { FeaturesKind } from "./features.js"
 import { FilterKind } from "./filter.js"
 import { GenerateKind } from "./generate.js"
+import { MutualKind } from "./mutual.js"
 import type { AnyNodeKind } from "./NodeKind.js"
 import type { KindRegistry } from "./Registry.js"
 import { emptyRegistry, register } from "./Registry.js"
 import { TrainKind } from "./train.js"
 
-export const builtinKinds: ReadonlyArray<AnyNodeKind> = [DatasetKind, TrainKind, GenerateKind, FilterKind, EvaluateKind]
+export const builtinKinds: ReadonlyArray<AnyNodeKind> = [
+  DatasetKind,
+  TrainKind,
+  GenerateKind,
+  FilterKind,
+  EvaluateKind,
+  FeaturesKind,
+  EnsembleKind,
+  EvaluateSoftKind,
+  MutualKind
+]
 
 export const builtinRegistry: KindRegistry = Either.getOrThrow(register(emptyRegistry, "built-in", builtinKinds))

@@ -3,16 +3,23 @@
  * from a teacher's SoftLabels with the objective `alpha * T^2 * D(teacher_T, student_T) + (1 - alpha) *
  * CE(labels)` (see losses/Objective.ts). Teachers and students are both trained with it. With a
  * teacher, the student learns from the teacher's examples (the transfer set, after any filter).
+ * Optional feature-based terms join the objective: a FitNets hint (`hint` input + param) and an RKD
+ * relation (`relation` input + param), both reading a teacher layer cached by a `features` node.
  */
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
 import type { Dataset, SoftLabels, Split } from "../domain/Artifact.js"
+import type { Features, SplitName } from "../domain/Artifact.js"
 import { featureSize, parameterCount } from "../domain/Artifact.js"
 import { describeObjective, objectiveLoss, ObjectiveSpec } from "../losses/Objective.js"
 import { ModelSpec } from "../models/ModelSpec.js"
+import { featureWidth } from "../models/Network.js"
+import type { ExtraTerm } from "../train/ExtraTerms.js"
+import { combineTerms, hintTerm, relationTerm } from "../train/ExtraTerms.js"
 import type { TrainOptions } from "../train/Trainer.js"
 import { train } from "../train/Trainer.js"
 import { defineKind, NodeError } from "./NodeKind.js"
+import { alignFeatures, describeHint, describeRelation, HintParams, RelationParams, totalLoss } from "./terms.js"
 
 const positive = Schema.Number.pipe(Schema.positive())
 
@@ -49,7 +56,11 @@ export const TrainParams = Schema.Struct({
     })
   ),
   checkpoint: Schema.optionalWith(Schema.Literal("best", "last"), { default: () => "best" as const }),
-  objective: Schema.optionalWith(ObjectiveSpec, { default: () => Schema.decodeSync(ObjectiveSpec)({}) })
+  objective: Schema.optionalWith(ObjectiveSpec, { default: () => Schema.decodeSync(ObjectiveSpec)({}) }),
+  /** FitNets hint from the `hint` input's teacher layer (absent: no hint; not part of the cache key then). */
+  hint: Schema.optional(HintParams),
+  /** RKD from the `relation` input's teacher embeddings. */
+  relation: Schema.optional(RelationParams)
 })
 export type TrainParams = typeof TrainParams.Type
 
@@ -91,7 +102,9 @@ export const TrainKind = defineKind({
   params: TrainParams,
   inputs: {
     data: { type: "Dataset", description: "the dataset (its validation split drives early stopping and checkpoints)" },
-    teacher: { type: "SoftLabels", optional: true, description: "the teacher's outputs over the transfer set" }
+    teacher: { type: "SoftLabels", optional: true, description: "the teacher's outputs over the transfer set" },
+    hint: { type: "Features", optional: true, description: "a teacher layer for the FitNets hint (with param hint)" },
+    relation: { type: "Features", optional: true, description: "teacher embeddings for RKD (with param relation)" }
   },
   outputs: { model: "Model" },
   run: (ctx) =>
@@ -111,41 +124,104 @@ export const TrainKind = defineKind({
       if (rows.y.length === 0) return yield* fail("no training examples (did a filter drop them all?)")
       const labels = soft === undefined ? rows.y : soft.labels
       const objective = params.objective
-      const description = describeObjective(soft === undefined ? { ...objective, divergence: "none" } : objective)
+
+      // Feature terms: each needs its input and its param, and features for every training row.
+      const rowSplit: SplitName = soft === undefined ? "train" : soft.split
+      const rowIds = soft === undefined ? data.splits.train.ids : soft.ids
+      const teacherFeatures = (port: "hint" | "relation", features: Features | undefined, wanted: boolean, example: string) =>
+        Effect.gen(function* () {
+          if (features === undefined && !wanted) return undefined
+          if (features === undefined) return yield* fail(`param '${port}' needs the '${port}' input: wire a features node (the teacher's layer) to it`)
+          if (!wanted) return yield* fail(`input '${port}' is wired but param '${port}' is missing; add ${example}`)
+          const aligned = alignFeatures(features, rowSplit, rowIds)
+          if ("problem" in aligned) return yield* fail(`the '${port}' features (layer ${features.layer}) do not fit the training rows: ${aligned.problem}`)
+          return aligned
+        })
+      const hintRows = yield* teacherFeatures("hint", ctx.inputs.hint, params.hint !== undefined, "hint: { studentLayer: hidden1 }")
+      const relationRows = yield* teacherFeatures("relation", ctx.inputs.relation, params.relation !== undefined, "relation: { loss: distance }")
+      const studentWidth = (layer: string) =>
+        Effect.try({
+          try: () => featureWidth(params.model, data.featureShape, data.numClasses, layer),
+          catch: (cause) => fail(`${cause instanceof Error ? cause.message : String(cause)}`, cause)
+        })
+      const hintWidth = params.hint !== undefined ? yield* studentWidth(params.hint.studentLayer) : 0
+      if (params.relation !== undefined) yield* studentWidth(params.relation.layer)
+
+      const base = describeObjective(soft === undefined ? { ...objective, divergence: "none" } : objective)
+      const description = {
+        ...base,
+        ...(params.hint !== undefined ? { hint: describeHint(params.hint, ctx.inputs.hint!, hintWidth), hintWeight: params.hint.weight } : {}),
+        ...(params.relation !== undefined
+          ? { relation: describeRelation(params.relation, ctx.inputs.relation!), relationWeight: params.relation.weight }
+          : {}),
+        loss: totalLoss(String(base.loss), params.hint, params.relation)
+      }
       ctx.info({ objective: description, backend: ctx.backend, trainExamples: rows.y.length })
+      /** Device-side terms, made inside the training call so that they are freed with it. */
+      const makeExtra = (): ExtraTerm | undefined => {
+        const terms: Array<ExtraTerm> = []
+        try {
+          if (params.hint !== undefined) {
+            terms.push(
+              hintTerm({
+                teacher: hintRows!,
+                studentLayer: params.hint.studentLayer,
+                studentWidth: hintWidth,
+                loss: params.hint.loss,
+                weight: params.hint.weight,
+                seed: ctx.seed
+              })
+            )
+          }
+          if (params.relation !== undefined) {
+            terms.push(relationTerm({ teacher: relationRows!, studentLayer: params.relation.layer, loss: params.relation.loss, weight: params.relation.weight }))
+          }
+        } catch (e) {
+          terms.forEach((t) => t.dispose())
+          throw e
+        }
+        return combineTerms(terms)
+      }
       const validation = data.splits.validation.y.length > 0 ? { x: data.splits.validation.x, y: data.splits.validation.y } : undefined
       const result = yield* Effect.tryPromise({
-        try: (signal) =>
-          train({
-            spec: params.model,
-            featureShape: data.featureShape,
-            numClasses: data.numClasses,
-            train: { x: rows.x, y: labels },
-            ...(validation !== undefined ? { validation } : {}),
-            ...(soft !== undefined ? { teacher: teacherTargets(soft) } : {}),
-            loss: (studentLogits: tf.Tensor2D, y: tf.Tensor1D, teacher?: Parameters<TrainOptions["loss"]>[2]) =>
-              objectiveLoss(objective, studentLogits, y, teacher),
-            optimizer: params.optimizer,
-            batchSize: params.batchSize,
-            epochs: params.epochs,
-            seed: ctx.seed,
-            ...(params.earlyStopping !== undefined ? { earlyStopping: params.earlyStopping } : {}),
-            checkpoint: params.checkpoint,
-            signal,
-            onBatch: (r) =>
-              ctx.progress({ done: r.epoch - 1 + r.batch / r.batches, total: params.epochs, unit: "epoch" }),
-            onEpoch: (r) =>
-              ctx.progress({
-                done: r.epoch,
-                total: params.epochs,
-                unit: "epoch",
-                facts: {
-                  loss: r.trainLoss,
-                  ...(r.valLoss !== undefined ? { val_loss: r.valLoss } : {}),
-                  ...(r.valAccuracy !== undefined ? { val_acc: r.valAccuracy } : {})
-                }
-              })
-          }),
+        try: async (signal) => {
+          const extra = makeExtra()
+          try {
+            return await train({
+              spec: params.model,
+              featureShape: data.featureShape,
+              numClasses: data.numClasses,
+              train: { x: rows.x, y: labels },
+              ...(validation !== undefined ? { validation } : {}),
+              ...(soft !== undefined ? { teacher: teacherTargets(soft) } : {}),
+              loss: (studentLogits: tf.Tensor2D, y: tf.Tensor1D, teacher?: Parameters<TrainOptions["loss"]>[2]) =>
+                objectiveLoss(objective, studentLogits, y, teacher),
+              optimizer: params.optimizer,
+              batchSize: params.batchSize,
+              epochs: params.epochs,
+              seed: ctx.seed,
+              ...(params.earlyStopping !== undefined ? { earlyStopping: params.earlyStopping } : {}),
+              checkpoint: params.checkpoint,
+              signal,
+              onBatch: (r) =>
+                ctx.progress({ done: r.epoch - 1 + r.batch / r.batches, total: params.epochs, unit: "epoch" }),
+              onEpoch: (r) =>
+                ctx.progress({
+                  done: r.epoch,
+                  total: params.epochs,
+                  unit: "epoch",
+                  facts: {
+                    loss: r.trainLoss,
+                    ...(r.valLoss !== undefined ? { val_loss: r.valLoss } : {}),
+                    ...(r.valAccuracy !== undefined ? { val_acc: r.valAccuracy } : {})
+                  }
+                }),
+              ...(extra !== undefined ? { extra } : {})
+            })
+          } finally {
+            extra?.dispose()
+          }
+        },
         catch: (cause) => fail(`training failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
       })
       for (const epoch of result.history) {

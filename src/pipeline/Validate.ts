@@ -3,13 +3,15 @@
  * everything that can be checked before anything runs: the document's shape, node ids (format and
  * duplicates), kinds (with the nearest name suggested), params against each kind's Schema (unknown,
  * missing, ill-typed), inputs (unknown port, missing input, unknown node or output port, port type
- * mismatch) and cycles (printed as a path). All problems are reported together.
+ * mismatch) and cycles (printed as a path). All problems are reported together. Macro nodes
+ * (pipeline/Macros.ts) are expanded into plain nodes before any of this.
  */
 import { Either, ParseResult, Schema } from "effect"
 import { topologicalOrder } from "../dag/Graph.js"
 import { choices, didYouMean } from "../domain/Suggest.js"
 import type { InputSpecs } from "../nodes/NodeKind.js"
 import type { KindRegistry } from "../nodes/Registry.js"
+import { expandMacros } from "./Macros.js"
 import type { Pipeline, PipelineIssue, PortRef, ResolvedNode, SourceMap } from "./Pipeline.js"
 import { PipelineDoc, PipelineError } from "./Pipeline.js"
 
@@ -41,10 +43,13 @@ const paramIssueMessage = (prefix: string, issue: ParseResult.ArrayFormatterIssu
 }
 
 export const resolvePipeline = (
-  input: unknown,
+  document: unknown,
   registry: KindRegistry,
-  source: SourceMap
+  original: SourceMap
 ): Either.Either<Pipeline, PipelineError> => {
+  // Macro nodes (born_again) become plain nodes first; their positions map back to the macro node.
+  const { doc: input, source, issues: macroIssues } = expandMacros(document, original, registry)
+  if (macroIssues.length > 0) return Either.left(new PipelineError({ file: original.file, issues: macroIssues }))
   const issues: Array<PipelineIssue> = []
   const report = (path: Path, message: string) => {
     // Walk up to the nearest path that has a position (a missing key has none of its own).

@@ -1,6 +1,7 @@
 /**
  * Loads a pipeline from a YAML file: parses it keeping source positions, so that every later check
  * can point at file:line:column, loads the plugins it names, and resolves it against the registry.
+ * A `sweep:` section is checked too (pipeline/Sweep.ts); `loadSweepFile` returns its trials.
  */
 import { Effect, Either } from "effect"
 import { readFile } from "node:fs/promises"
@@ -11,6 +12,8 @@ import type { KindRegistry, PluginError, RegistryError } from "../nodes/Registry
 import { withPlugins } from "../nodes/Registry.js"
 import type { Pipeline, PipelineIssue, SourceMap } from "./Pipeline.js"
 import { PipelineError } from "./Pipeline.js"
+import type { Sweep } from "./Sweep.js"
+import { resolveSweep } from "./Sweep.js"
 import { resolvePipeline } from "./Validate.js"
 
 /** A parsed YAML document with its source map. */
@@ -82,7 +85,14 @@ export const pluginsOf = (value: unknown): ReadonlyArray<string> => {
   return Array.isArray(plugins) ? plugins.filter((p): p is string => typeof p === "string") : []
 }
 
-/** Reads, parses, loads plugins and resolves a pipeline file. */
+const hasSweep = (value: unknown): boolean =>
+  typeof value === "object" && value !== null && (value as { sweep?: unknown }).sweep !== undefined
+
+/**
+ * Reads, parses, loads plugins and resolves a pipeline file. When it has a `sweep:` section, every
+ * trial is checked too (so `run` and `validate` catch a bad sweep), and the pipeline as written is
+ * returned.
+ */
 export const loadPipelineFile = (
   file: string,
   registry: KindRegistry
@@ -91,5 +101,18 @@ export const loadPipelineFile = (
     const text = yield* readPipelineText(file)
     const parsed = yield* parseYaml(file, text)
     const withKinds = yield* withPlugins(registry, pluginsOf(parsed.value), dirname(file))
+    if (hasSweep(parsed.value)) return (yield* resolveSweep(parsed.value, withKinds, parsed.source)).pipeline
     return yield* resolvePipeline(parsed.value, withKinds, parsed.source)
+  })
+
+/** Reads, parses, loads plugins and expands a pipeline file's `sweep:` section into its trials. */
+export const loadSweepFile = (
+  file: string,
+  registry: KindRegistry
+): Effect.Effect<Sweep, PipelineError | PluginError | RegistryError> =>
+  Effect.gen(function* () {
+    const text = yield* readPipelineText(file)
+    const parsed = yield* parseYaml(file, text)
+    const withKinds = yield* withPlugins(registry, pluginsOf(parsed.value), dirname(file))
+    return yield* resolveSweep(parsed.value, withKinds, parsed.source)
   })

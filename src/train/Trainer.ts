@@ -107,6 +107,22 @@ export interface TrainOptions {
   readonly initial?: Pick<Model, "weights">
   /** Rows per forward pass when validating (default 512). */
   readonly evalBatchSize?: number
+  /** Extra loss terms (FitNets hints, RKD; see ExtraTerms.ts), added to `loss`; absent costs nothing. */
+  readonly extra?: ExtraLoss
+}
+
+/**
+ * A term added to the objective each step, with trainable variables of its own (e.g. a hint
+ * projection) that the optimizer updates alongside the network's; the trainer neither saves nor
+ * returns them. `loss` gets the step's training forward pass and the batch's int32 row indices into
+ * `train`, and is called inside the gradient tape and a tidy.
+ */
+export interface ExtraLoss {
+  readonly variables: ReadonlyArray<tf.Variable>
+  readonly loss: (
+    forward: { readonly logits: tf.Tensor2D; readonly features: Record<string, tf.Tensor2D> },
+    batchRows: tf.Tensor1D
+  ) => tf.Scalar
 }
 
 /** How the returned weights were chosen; flat, so it can be stored as a Model's `info`. */
@@ -275,6 +291,8 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
         ? networkFromWeights(o.spec, o.featureShape, o.numClasses, o.initial.weights, o.seed)
         : buildModel(o.spec, o.featureShape, o.numClasses, o.seed)
     const variables = net.variables
+    const extra = o.extra
+    const trainable = extra === undefined ? variables : [...variables, ...extra.variables]
     optimizer = makeOptimizer(o.optimizer)
 
     // The data goes to the device once; batches are gathered from it by index.
@@ -303,8 +321,13 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
         const yb = tf.gather(yAll, idx) // (B) int32
         const tb = teacher?.gather(idx)
         const { value, grads } = tf.variableGrads(
-          () => o.loss(network.forward(xb, { training: true, seed: dropoutSeed }).logits, yb, tb),
-          variables as Array<tf.Variable>
+          extra === undefined
+            ? () => o.loss(network.forward(xb, { training: true, seed: dropoutSeed }).logits, yb, tb)
+            : () => {
+                const forward = network.forward(xb, { training: true, seed: dropoutSeed })
+                return tf.add(o.loss(forward.logits, yb, tb), extra.loss(forward, idx)) as tf.Scalar
+              },
+          trainable as Array<tf.Variable>
         )
         if (sgdDecay !== undefined) {
           for (const v of variables) {
