@@ -10,6 +10,9 @@ import { Cause, Console, Effect, Exit, Layer } from "effect"
 import type { BackendName } from "./backend/Backend.js"
 import { TfBackend } from "./backend/Backend.js"
 import { ArtifactStore } from "./cache/ArtifactStore.js"
+import { explain } from "./cli/explain.js"
+import { exportCommand } from "./cli/export.js"
+import { gc } from "./cli/gc.js"
 import { graph } from "./cli/graph.js"
 import { ls } from "./cli/ls.js"
 import { query } from "./cli/query.js"
@@ -17,9 +20,12 @@ import { report } from "./cli/report.js"
 import { run } from "./cli/run.js"
 import { resultsFile } from "./cli/shared.js"
 import { show } from "./cli/show.js"
+import { sweep } from "./cli/sweep.js"
 import { validate } from "./cli/validate.js"
 import { Executor } from "./dag/Executor.js"
 import { Reporter } from "./dag/Reporter.js"
+import { SweepReporter } from "./dag/Sweep.js"
+import { WorkerPool } from "./dag/WorkerPool.js"
 import { ResultsStore } from "./store/ResultsStore.js"
 
 /** Everything a verb that computes needs: backend, artifact store, results store, progress, executor. */
@@ -35,17 +41,43 @@ const computeLayer = (store: string, backend: BackendName) =>
     )
   )
 
+/**
+ * `sweep`: the compute layers with the sweep's progress view (node progress feeds its status line)
+ * and a pool of `workers` threads for heavy nodes (0: inline).
+ */
+const sweepLayer = (store: string, backend: BackendName, workers: number) =>
+  Executor.layer.pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(
+        workers > 0 ? WorkerPool.layer(workers) : WorkerPool.layerInline,
+        Layer.effect(Reporter, Effect.map(SweepReporter, (r) => r.node))
+      )
+    ),
+    Layer.provideMerge(
+      Layer.mergeAll(
+        TfBackend.layer(backend),
+        ArtifactStore.layerFileSystem(store),
+        ResultsStore.layer(resultsFile(store)),
+        SweepReporter.layerConsole
+      )
+    )
+  )
+
 /** Query-only verbs open the results store read-only, so they work while a run is writing... when DuckDB allows. */
 const readLayer = (store: string) => ResultsStore.layer(resultsFile(store), { readOnly: true })
 
 const distillery = Command.make("distillery", {}).pipe(
   Command.withSubcommands([
     run.pipe(Command.provide((o) => computeLayer(o.store, o.backend))),
+    sweep.pipe(Command.provide((o) => sweepLayer(o.store, o.backend, o.workers))),
     validate,
     graph,
     query.pipe(Command.provide((o) => readLayer(o.store))),
     ls.pipe(Command.provide((o) => readLayer(o.store))),
     show.pipe(Command.provide((o) => readLayer(o.store))),
+    explain.pipe(Command.provide((o) => Layer.merge(ArtifactStore.layerFileSystem(o.store), readLayer(o.store)))),
+    exportCommand.pipe(Command.provide((o) => readLayer(o.store))),
+    gc.pipe(Command.provide((o) => Layer.merge(ArtifactStore.layerFileSystem(o.store), readLayer(o.store)))),
     report.pipe(Command.provide((o) => readLayer(o.store)))
   ])
 )
@@ -60,8 +92,11 @@ const exitCodeOf = (tag: string): number => {
     case "RegistryError":
     case "ValidationError":
     case "BackendError":
+    case "ReportOptionError":
+    case "UnknownNodeError":
       return 2
     case "RunFailedError":
+    case "SweepFailedError":
       return 3
     case "QueryError":
     case "UnknownRunError":

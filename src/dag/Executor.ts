@@ -4,8 +4,10 @@
  * already being computed (by this run or a concurrent one, as in a sweep) is awaited, not recomputed.
  * Every node, metric and per-example row lands in the results store; a failed node stops only what
  * depends on it, and everything already computed stays cached. Interrupting a run (Ctrl-C) marks it
- * interrupted; the next run resumes from the cache.
+ * interrupted; the next run resumes from the cache. When a WorkerPool is provided, nodes of `heavy`
+ * kinds are computed on it (off the main thread); without one, every node runs inline.
  */
+import { dirname } from "node:path"
 import { Cause, Clock, Context, Deferred, Effect, Exit, Layer, Option, Random, Schema } from "effect"
 import { TfBackend } from "../backend/Backend.js"
 import { ArtifactStore } from "../cache/ArtifactStore.js"
@@ -20,6 +22,7 @@ import { ResultsStore } from "../store/ResultsStore.js"
 import { downstreamOf } from "./Graph.js"
 import type { NodeStatus } from "./Reporter.js"
 import { Reporter } from "./Reporter.js"
+import { WorkerPool } from "./WorkerPool.js"
 
 /** What the artifact store holds for one node: its outputs and what it recorded while computing them. */
 export interface StoredResult {
@@ -135,6 +138,8 @@ export class Executor extends Context.Tag("distillery/Executor")<
       const results = yield* ResultsStore
       const reporter = yield* Reporter
       const backend = yield* TfBackend
+      // Optional: without a pool every node runs on this thread.
+      const pool = yield* Effect.serviceOption(WorkerPool)
       // Keys being computed right now, shared by every run in this process (sweep trials dedupe here).
       const inflight = new Map<string, Deferred.Deferred<StoredResult, NodeError>>()
 
@@ -145,7 +150,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
           Effect.catchAll(() => Effect.succeed(Option.none<StoredResult>()))
         )
 
-      const compute = (node: ResolvedNode, inputs: Record<string, Artifact>) =>
+      const computeInline = (node: ResolvedNode, inputs: Record<string, Artifact>) =>
         Effect.gen(function* () {
           const metrics: Array<MetricRow> = []
           const examples: Array<ExampleRow> = []
@@ -188,37 +193,86 @@ export class Executor extends Context.Tag("distillery/Executor")<
           )
         )
 
-      /** The node's result: from the cache, from a computation in flight, or computed now and stored. */
-      const obtain = (node: ResolvedNode, key: CacheKeyType, inputs: Record<string, Artifact>, recompute: boolean) =>
-        Effect.gen(function* () {
-          if (!recompute) {
-            const hit = yield* lookup(key)
-            if (Option.isSome(hit)) return { status: "cached" as const, result: hit.value }
-          }
-          const running = inflight.get(key)
-          if (running !== undefined) {
-            return { status: "cached" as const, result: yield* Deferred.await(running) }
-          }
-          const deferred = yield* Deferred.make<StoredResult, NodeError>()
-          inflight.set(key, deferred)
-          const result = yield* compute(node, inputs).pipe(
-            Effect.tap((result) =>
-              artifacts.put(key, encodeArtifact(result), { node: node.id, kind: node.kind.kind }).pipe(
-                Effect.mapError(
-                  (e) => new NodeError({ node: node.id, kind: node.kind.kind, message: `could not store the result: ${e.message}`, cause: e })
+      /** A heavy node on the worker pool (when there is one and it knows the kind), else inline. */
+      const compute = (pipeline: Pipeline, node: ResolvedNode, inputs: Record<string, Artifact>) => {
+        if (Option.isNone(pool) || node.kind.heavy !== true) return computeInline(node, inputs)
+        return pool.value
+          .run(
+            {
+              kind: node.kind.kind,
+              version: node.kind.version,
+              nodeId: node.id,
+              params: node.encodedParams,
+              inputs,
+              inputNodes: Object.fromEntries(Object.entries(node.inputs).map(([port, ref]) => [port, ref.node])),
+              seed: node.seed,
+              backend: backend.name,
+              plugins: pipeline.doc.plugins ?? [],
+              baseDir: dirname(pipeline.source)
+            },
+            (p) => reporter.progress(node.id, p)
+          )
+          .pipe(
+            Effect.map((r): StoredResult => ({ node: node.id, kind: node.kind.kind, version: node.kind.version, ...r })),
+            // A kind only this process knows (defined in a TypeScript pipeline) cannot run on a worker.
+            Effect.catchTag("KindNotFoundError", () => computeInline(node, inputs))
+          )
+      }
+
+      /**
+       * The node's result: from the cache, from a computation in flight, or computed now and stored.
+       * A key is claimed in `inflight` before the cache is read, in one synchronous step, so that of
+       * any number of concurrent requests for a key exactly one computes it and the others wait; the
+       * owner stores the result before releasing the claim, so a later claimer finds it cached.
+       */
+      const obtain = (
+        pipeline: Pipeline,
+        node: ResolvedNode,
+        key: CacheKeyType,
+        inputs: Record<string, Artifact>,
+        recompute: boolean
+      ): Effect.Effect<{ readonly status: "cached" | "executed"; readonly result: StoredResult }, NodeError> =>
+        Effect.uninterruptibleMask((restore) =>
+          Effect.gen(function* () {
+            const mine = yield* Deferred.make<StoredResult, NodeError>()
+            const running = inflight.get(key)
+            if (running !== undefined) {
+              const awaited = yield* Effect.exit(restore(Deferred.await(running)))
+              // The owner was interrupted (its run alone was stopped; the claim is settled): this request
+              // claims the key anew. When this fiber is the one interrupted, the claim is still pending.
+              if (Exit.isFailure(awaited) && Cause.isInterruptedOnly(awaited.cause) && (yield* Deferred.isDone(running))) {
+                return yield* obtain(pipeline, node, key, inputs, recompute)
+              }
+              return { status: "cached" as const, result: yield* awaited }
+            }
+            inflight.set(key, mine)
+            const owned = Effect.gen(function* () {
+              if (!recompute) {
+                const hit = yield* lookup(key)
+                if (Option.isSome(hit)) return { status: "cached" as const, result: hit.value }
+              }
+              const result = yield* compute(pipeline, node, inputs).pipe(
+                Effect.tap((result) =>
+                  artifacts.put(key, encodeArtifact(result), { node: node.id, kind: node.kind.kind }).pipe(
+                    Effect.mapError(
+                      (e) => new NodeError({ node: node.id, kind: node.kind.kind, message: `could not store the result: ${e.message}`, cause: e })
+                    )
+                  )
                 )
               )
-            ),
+              return { status: "executed" as const, result }
+            })
             // Whatever happens (success, failure, interruption), waiters are released and the key freed.
-            Effect.onExit((exit) =>
-              Effect.suspend(() => {
-                inflight.delete(key)
-                return Deferred.done(deferred, exit)
-              })
+            return yield* restore(owned).pipe(
+              Effect.onExit((exit) =>
+                Effect.suspend(() => {
+                  inflight.delete(key)
+                  return Deferred.done(mine, Exit.map(exit, (o) => o.result))
+                })
+              )
             )
-          )
-          return { status: "executed" as const, result }
-        })
+          })
+        )
 
       const run = (pipeline: Pipeline, options: RunOptions = {}) =>
         Effect.gen(function* () {
@@ -258,7 +312,8 @@ export class Executor extends Context.Tag("distillery/Executor")<
                 status,
                 durationMs: ms,
                 info: result?.info ?? {},
-                startedAt
+                startedAt,
+                seed: node.seed
               })
               if (result !== undefined) {
                 yield* results.recordMetrics(runId, node.id, key, result.metrics)
@@ -281,7 +336,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
                 Effect.gen(function* () {
                   const startedAt = yield* Clock.currentTimeMillis
                   reporter.started(node.id, node.kind.kind)
-                  const exit = yield* Effect.exit(obtain(node, key, upstream, recompute))
+                  const exit = yield* Effect.exit(obtain(pipeline, node, key, upstream, recompute))
                   return { exit, startedAt, ms: (yield* Clock.currentTimeMillis) - startedAt }
                 })
               )

@@ -96,6 +96,11 @@ export interface NodeKind<P = any, I extends InputSpecs = InputSpecs, O extends 
    * to the cache key so that editing the file re-runs the node. Synchronous and cheap.
    */
   readonly fingerprint?: (params: P) => unknown
+  /**
+   * A long, CPU-bound computation (training, running a model over a dataset): when the executor has a
+   * WorkerPool it runs such a node on a worker thread, so that independent ones use every core.
+   */
+  readonly heavy?: boolean
 }
 
 /** Declares a node kind with its types inferred (an identity function for inference). */

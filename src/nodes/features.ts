@@ -19,6 +19,7 @@ export const FeaturesParams = Schema.Struct({
 export const FeaturesKind = defineKind({
   kind: "features",
   version: 1,
+  heavy: true,
   description: "Runs a model over a split and caches one layer's activations (for FitNets hints and RKD)",
   params: FeaturesParams,
   inputs: {

@@ -49,6 +49,7 @@ export const topkOf = (logits: Float32Array, n: number, C: number, k: number): N
 export const GenerateKind = defineKind({
   kind: "generate",
   version: 1,
+  heavy: true,
   description: "Runs a teacher over a transfer set and outputs its soft labels (logits at T = 1, optionally top-k)",
   params: GenerateParams,
   inputs: {

@@ -48,6 +48,7 @@ export const describeMutual = (p: MutualParams): Record<string, string | number>
 export const MutualKind = defineKind({
   kind: "mutual",
   version: 1,
+  heavy: true,
   description: "Trains two or more students together by deep mutual learning; outputs the best and the first two",
   params: MutualParams,
   inputs: {

@@ -98,6 +98,7 @@ const teacherTargets = (soft: SoftLabels): NonNullable<TrainOptions["teacher"]> 
 export const TrainKind = defineKind({
   kind: "train",
   version: 1,
+  heavy: true,
   description: "Trains a model on hard labels, or distils it from a teacher's soft labels",
   params: TrainParams,
   inputs: {

@@ -2,7 +2,8 @@
  * Pipelines as TypeScript: `pipeline({ name }).add(id, Kind, { params, inputs })` returns typed
  * references to the node's outputs, so wiring a Model into a Dataset input is a compile error. `build`
  * produces the same document a YAML file would and resolves it through the same checks, so the same
- * experiment gets the same cache keys either way.
+ * experiment gets the same cache keys either way. `sweep(spec)` adds a `sweep:` section (the YAML
+ * grammar of pipeline/Sweep.ts) and `buildSweep` expands it into trials.
  */
 import { Either } from "effect"
 import type { PortType } from "../domain/Artifact.js"
@@ -11,6 +12,8 @@ import type { KindRegistry, RegistryError } from "../nodes/Registry.js"
 import { register } from "../nodes/Registry.js"
 import type { NodeDoc, Pipeline, PipelineDoc, PipelineError } from "./Pipeline.js"
 import { noSourceMap } from "./Pipeline.js"
+import type { Sweep, SweepDoc } from "./Sweep.js"
+import { resolveSweep } from "./Sweep.js"
 import { resolvePipeline } from "./Validate.js"
 
 /** A typed reference to one output port of a node. */
@@ -42,22 +45,33 @@ export interface PipelineBuilder {
     kind: NodeKind<P, I, O, E>,
     options?: NodeOptions<I, E>
   ) => OutputRefs<O>
+  /**
+   * Sets the sweep (as in YAML: `grid`, `zip`, `random`, `seeds`, `baseline`, with param paths
+   * `<node>.params.<path>`); returns the builder.
+   */
+  readonly sweep: (spec: typeof SweepDoc.Encoded) => PipelineBuilder
   /** The plain pipeline document (what the YAML form parses to). */
   readonly doc: () => PipelineDoc
   /** Resolves the pipeline against the registry plus every kind used here, with the YAML loader's checks. */
   readonly build: (registry: KindRegistry) => Either.Either<Pipeline, PipelineError | RegistryError>
+  /** Expands the sweep into trials, each resolved with the same checks as `build`. */
+  readonly buildSweep: (registry: KindRegistry) => Either.Either<Sweep, PipelineError | RegistryError>
 }
 
 export const pipeline = (options: { readonly name: string; readonly seed?: number; readonly description?: string }): PipelineBuilder => {
   const nodes: Array<NodeDoc> = []
   const kinds = new Map<string, NodeKind<any, any, any, any>>()
+  let sweep: unknown = undefined
   const doc = (): PipelineDoc => ({
     name: options.name,
     ...(options.description !== undefined ? { description: options.description } : {}),
     ...(options.seed !== undefined ? { seed: options.seed } : {}),
-    nodes: [...nodes]
+    nodes: [...nodes],
+    ...(sweep !== undefined ? { sweep } : {})
   })
-  return {
+  const withKinds = (registry: KindRegistry) =>
+    register(registry, `pipeline '${options.name}'`, [...kinds.values()].filter((k) => registry.kinds.get(k.kind) !== k))
+  const builder: PipelineBuilder = {
     add: (id, kind, nodeOptions = {}) => {
       kinds.set(kind.kind, kind)
       const inputs = Object.fromEntries(
@@ -74,12 +88,21 @@ export const pipeline = (options: { readonly name: string; readonly seed?: numbe
       })
       return Object.fromEntries(Object.entries(kind.outputs).map(([port, type]) => [port, { node: id, port, type }])) as never
     },
+    sweep: (spec) => {
+      sweep = spec
+      return builder
+    },
     doc,
     build: (registry) => {
-      const extra = [...kinds.values()].filter((k) => registry.kinds.get(k.kind) !== k)
-      const withKinds = register(registry, `pipeline '${options.name}'`, extra)
-      if (Either.isLeft(withKinds)) return Either.left(withKinds.left)
-      return resolvePipeline(doc(), withKinds.right, noSourceMap(`<code:${options.name}>`))
+      const all = withKinds(registry)
+      if (Either.isLeft(all)) return Either.left(all.left)
+      return resolvePipeline(doc(), all.right, noSourceMap(`<code:${options.name}>`))
+    },
+    buildSweep: (registry) => {
+      const all = withKinds(registry)
+      if (Either.isLeft(all)) return Either.left(all.left)
+      return resolveSweep(doc(), all.right, noSourceMap(`<code:${options.name}>`))
     }
   }
+  return builder
 }

@@ -325,6 +325,41 @@ const valuesLocation = (spec: SweepDoc, path: string): Path =>
       ? ["sweep", "zip", path]
       : ["sweep", "random", "params", path]
 
+const EXPECTED = /^(.*): Expected (.+), actual (.+)$/s
+
+/**
+ * Schema reports a value outside a union once per member (and once more for `undefined` when the
+ * param is optional), and again at every enclosing struct. For one bad sweep value that is a dozen
+ * lines: keep the innermost path, drop the `undefined` alternative, and merge the members into one
+ * "is not one of" line with a suggestion.
+ */
+const tidyIssues = (issues: ReadonlyArray<PipelineIssue>): ReadonlyArray<PipelineIssue> => {
+  const key = (path: Path) => path.map(String).join("\u0000")
+  const innermost = issues.filter(
+    (i) => !issues.some((o) => o.path.length > i.path.length && key(o.path.slice(0, i.path.length)) === key(i.path))
+  )
+  const groups = new Map<string, Array<PipelineIssue>>()
+  for (const issue of innermost) {
+    const group = groups.get(key(issue.path)) ?? []
+    group.push(issue)
+    groups.set(key(issue.path), group)
+  }
+  return [...groups.values()].flatMap((group) => {
+    const parsed = group.map((i) => EXPECTED.exec(i.message))
+    if (parsed.some((m) => m === null)) return group
+    const matches = parsed as Array<RegExpExecArray>
+    const expected = matches.map((m) => m[2]!).filter((e) => e !== "undefined")
+    if (expected.length === 0) return group
+    const actual = matches[0]![3]!
+    const prefix = matches[0]![1]!
+    const names = expected.map((e) => (e.startsWith('"') ? (JSON.parse(e) as string) : e))
+    const message = expected.length === 1
+      ? `${prefix}: Expected ${expected[0]}, actual ${actual}`
+      : `${prefix}: ${actual} is not one of ${choices(names)}${actual.startsWith('"') ? didYouMean(JSON.parse(actual) as string, names) : ""}`
+    return [{ ...group[0]!, message }]
+  })
+}
+
 /**
  * Resolves a pipeline document that has a `sweep:` section into its trials, or every problem at once:
  * the base pipeline's own, the sweep section's shape, each path (unknown node, param the kind does
@@ -487,7 +522,7 @@ export const resolveSweep = (
       }
       const resolved = resolvePipeline(trialDoc, registry, trialSource)
       if (Either.isLeft(resolved)) {
-        for (const issue of resolved.left.issues) {
+        for (const issue of tidyIssues(resolved.left.issues)) {
           const swept = sweptAt(issue.path)
           const message = swept !== undefined
             ? `sweep value ${swept.label}: ${issue.message}`

@@ -8,6 +8,8 @@
  *               executed | cached | failed, duration
  * - `metrics`   (run, node, cache key, name, step?, value)
  * - `examples`  per-example rows: label, prediction, confidence, entropy, loss, filter decision
+ * - `sweeps`, `sweep_trials`, `trial_params` and the views `trial_results`, `trials`, `summary`:
+ *   see Views.ts
  *
  * The DuckDB instance and connection are acquired in the layer's scope and closed with it
  * (Effect-TS/effect `packages/sql-sqlite-node/src/SqliteClient.ts`); every use of the connection holds
@@ -31,6 +33,8 @@ import {
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import type { CacheKey, RunId } from "../domain/Ids.js"
 import type { ExampleRow, MetricRow } from "../nodes/NodeKind.js"
+import type { MetricColumn, ParamColumn } from "./Views.js"
+import { metricColumnsSql, paramColumnsSql, summaryViewSql, SWEEP_DDL, trialResultsViewSql, trialsViewSql } from "./Views.js"
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
@@ -92,6 +96,27 @@ export interface RecordNode {
   readonly info?: unknown
   /** When the node started, epoch milliseconds; defaults to now minus `durationMs`. */
   readonly startedAt?: number | undefined
+  /** The node's seed (part of its cache key). */
+  readonly seed?: number | undefined
+}
+
+export type SweepStatus = "running" | "succeeded" | "failed" | "interrupted"
+
+export interface StartSweep {
+  readonly sweepId: string
+  readonly pipeline: string
+  readonly pipelinePath: string
+  /** The swept param paths. */
+  readonly params: ReadonlyArray<string>
+  /** The node whose metrics paired differences subtract. */
+  readonly baseline?: string | undefined
+  readonly trials: ReadonlyArray<{
+    readonly trial: number
+    readonly point: number
+    readonly runId: string
+    readonly seed: number
+    readonly params: ReadonlyArray<readonly [string, unknown]>
+  }>
 }
 
 /** A `nodes` row as read back. */
@@ -108,6 +133,8 @@ export interface NodeRecord {
   readonly info: unknown
   /** ISO-8601 UTC. */
   readonly startedAt: string
+  /** The node's seed; undefined for rows recorded before seeds were. */
+  readonly seed?: number | undefined
 }
 
 /**
@@ -153,6 +180,14 @@ export interface ResultsStoreService {
     nodeId: string,
     pipeline: string
   ) => Effect.Effect<Option.Option<NodeRecord>, ResultsStoreError>
+  /** Records a sweep (status running) with every trial and its params, before any trial runs. */
+  readonly startSweep: (sweep: StartSweep) => Effect.Effect<void, ResultsStoreError>
+  readonly finishSweep: (sweepId: string, status: Exclude<SweepStatus, "running">) => Effect.Effect<void, ResultsStoreError>
+  /**
+   * Regenerates the `trials` and `summary` views with a column per swept param and per
+   * `<node>.<metric>` found in the store (the union over all sweeps).
+   */
+  readonly refreshViews: () => Effect.Effect<void, ResultsStoreError>
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -416,10 +451,25 @@ const make = (options: Options) =>
       exclusive(run, (cause) =>
         new ResultsStoreError({ path: file, message: `could not ${doing} in ${file}: ${describeError(cause)}`, cause }))
 
+    /** Reads the columns the dynamic views need, then (re)creates every view. */
+    const refreshViewsWith = async (c: DuckDBConnection) => {
+      const params = (await c.runAndReadAll(paramColumnsSql)).getRowsJS().map(
+        ([param, type]) => ({ param: String(param), type: String(type) }) as ParamColumn
+      )
+      const metrics = (await c.runAndReadAll(metricColumnsSql)).getRowsJS().map(
+        ([node, metric]): MetricColumn => ({ node: String(node), metric: String(metric) })
+      )
+      await c.run(trialResultsViewSql)
+      await c.run(trialsViewSql(params, metrics))
+      await c.run(summaryViewSql(params))
+    }
+
     // Migrate (or, read-only, check) the layout.
     if (!readOnly) {
       yield* use("create the tables", async (c) => {
         for (const ddl of DDL) await c.run(ddl)
+        for (const ddl of SWEEP_DDL) await c.run(ddl)
+        await refreshViewsWith(c)
       })
     }
     const version = yield* use("read the schema version", async (c) => {
@@ -486,8 +536,8 @@ const make = (options: Options) =>
       const startedAt = node.startedAt ?? now - node.durationMs
       yield* use(`record node ${node.nodeId} of run ${node.runId}`, (c) =>
         c.run(
-          `INSERT INTO nodes (run_id, node_id, kind, kind_version, cache_key, params, inputs, status, duration_ms, info, started_at)
-           VALUES ($1, $2, $3, $4, $5, $6::JSON, $7::JSON, $8, $9, $10::JSON, $11)`,
+          `INSERT INTO nodes (run_id, node_id, kind, kind_version, cache_key, params, inputs, status, duration_ms, info, started_at, seed)
+           VALUES ($1, $2, $3, $4, $5, $6::JSON, $7::JSON, $8, $9, $10::JSON, $11, $12)`,
           [
             node.runId,
             node.nodeId,
@@ -499,7 +549,8 @@ const make = (options: Options) =>
             node.status,
             node.durationMs,
             toJsonText(node.info ?? {}),
-            timestamp(startedAt)
+            timestamp(startedAt),
+            node.seed ?? null
           ]
         ))
     })
@@ -599,7 +650,7 @@ const make = (options: Options) =>
     const lastNodeRecord = Effect.fn("ResultsStore.lastNodeRecord")(function*(nodeId: string, pipeline: string) {
       const result = yield* query(
         `SELECT n.run_id, n.node_id, n.kind, n.kind_version, n.cache_key, n.params, n.inputs, n.status,
-                n.duration_ms, n.info, n.started_at
+                n.duration_ms, n.info, n.started_at, n.seed
          FROM nodes n JOIN runs r ON r.run_id = n.run_id
          WHERE n.node_id = $1 AND r.pipeline = $2
          ORDER BY n.started_at DESC, r.started_at DESC, n.rowid DESC
@@ -610,7 +661,7 @@ const make = (options: Options) =>
       )
       const row = result.rows[0]
       if (row === undefined) return Option.none<NodeRecord>()
-      const [runId, node, kind, kindVersion, cacheKey, params, inputs, status, durationMs, info, startedAt] = row
+      const [runId, node, kind, kindVersion, cacheKey, params, inputs, status, durationMs, info, startedAt, seed] = row
       return Option.some<NodeRecord>({
         runId: runId as RunId,
         nodeId: node as string,
@@ -622,8 +673,65 @@ const make = (options: Options) =>
         status: status as NodeStatus,
         durationMs: durationMs as number,
         info,
-        startedAt: startedAt as string
+        startedAt: startedAt as string,
+        ...(typeof seed === "number" ? { seed } : {})
       })
+    })
+
+    const startSweep = Effect.fn("ResultsStore.startSweep")(function*(sweep: StartSweep) {
+      const now = yield* Clock.currentTimeMillis
+      yield* use(`start sweep ${sweep.sweepId}`, async (c) => {
+        // One transaction: a sweep is recorded with all its trials or not at all.
+        await c.run("BEGIN TRANSACTION")
+        try {
+          await insertSweep(c)
+          await c.run("COMMIT")
+        } catch (e) {
+          await c.run("ROLLBACK").catch(() => undefined)
+          throw e
+        }
+      })
+      async function insertSweep(c: DuckDBConnection) {
+        await c.run(
+          `INSERT INTO sweeps (sweep_id, pipeline, pipeline_path, started_at, ended_at, status, trials, params, baseline)
+           VALUES ($1, $2, $3, $4, NULL, 'running', $5, $6::JSON, $7)`,
+          [
+            sweep.sweepId,
+            sweep.pipeline,
+            sweep.pipelinePath,
+            timestamp(now),
+            sweep.trials.length,
+            toJsonText(sweep.params),
+            sweep.baseline ?? null
+          ]
+        )
+        for (const t of sweep.trials) {
+          await c.run(
+            `INSERT INTO sweep_trials (sweep_id, trial, point, run_id, seed, params) VALUES ($1, $2, $3, $4, $5, $6::JSON)`,
+            [sweep.sweepId, t.trial, t.point, t.runId, t.seed, toJsonText(Object.fromEntries(t.params))]
+          )
+          for (const [param, value] of t.params) {
+            await c.run(
+              `INSERT INTO trial_params (sweep_id, trial, run_id, seed, param, value) VALUES ($1, $2, $3, $4, $5, $6::JSON)`,
+              [sweep.sweepId, t.trial, t.runId, t.seed, param, toJsonText(value)]
+            )
+          }
+        }
+      }
+    })
+
+    const finishSweep = Effect.fn("ResultsStore.finishSweep")(function*(
+      sweepId: string,
+      status: Exclude<SweepStatus, "running">
+    ) {
+      const now = yield* Clock.currentTimeMillis
+      yield* use(`finish sweep ${sweepId}`, (c) =>
+        c.run(`UPDATE sweeps SET ended_at = $1, status = $2 WHERE sweep_id = $3`, [timestamp(now), status, sweepId]))
+    })
+
+    const refreshViews = Effect.fn("ResultsStore.refreshViews")(function*() {
+      if (readOnly) return
+      yield* use("regenerate the sweep views", refreshViewsWith)
     })
 
     const service: ResultsStoreService = {
@@ -635,7 +743,10 @@ const make = (options: Options) =>
       recordMetrics,
       recordExamples,
       query,
-      lastNodeRecord
+      lastNodeRecord,
+      startSweep,
+      finishSweep,
+      refreshViews
     }
     return service
   })

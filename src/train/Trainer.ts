@@ -113,9 +113,10 @@ export interface TrainOptions {
 
 /**
  * A term added to the objective each step, with trainable variables of its own (e.g. a hint
- * projection) that the optimizer updates alongside the network's; the trainer neither saves nor
- * returns them. `loss` gets the step's training forward pass and the batch's int32 row indices into
- * `train`, and is called inside the gradient tape and a tidy.
+ * projection) that the optimizer updates alongside the network's (weight decay applies to the
+ * network's only); the trainer neither saves nor returns them. `loss` gets the step's training
+ * forward pass and the batch's int32 row indices into `train`, and is called inside the gradient tape
+ * and a tidy.
  */
 export interface ExtraLoss {
   readonly variables: ReadonlyArray<tf.Variable>

@@ -158,6 +158,27 @@ nodes:
     }).pipe(Effect.provide(TestLayer))
   )
 
+  it.live("a run waiting on another run's node computes it itself when that run is interrupted", () =>
+    Effect.gen(function* () {
+      const pipeline = pipelineOf(`
+name: handover
+nodes:
+  - { id: one, kind: constant, params: { value: 1 } }
+  - { id: long, kind: slow, params: { ms: 200 }, inputs: { a: one } }
+`)
+      executions.length = 0
+      const executor = yield* Executor
+      const owner = yield* Effect.fork(executor.run(pipeline))
+      while (!executions.includes("long:start")) yield* Effect.sleep(5)
+      const waiter = yield* Effect.fork(executor.run(pipeline))
+      yield* Effect.sleep(20)
+      yield* Fiber.interrupt(owner)
+      const result = yield* Fiber.join(waiter)
+      assert.deepStrictEqual(result.nodes.map((n) => [n.id, n.status]), [["one", "cached"], ["long", "executed"]])
+      assert.deepStrictEqual(executions, ["one", "long:start", "long:start", "long"])
+    }).pipe(Effect.provide(TestLayer))
+  )
+
   it.live("concurrent runs share a node in flight instead of computing it twice", () =>
     Effect.gen(function* () {
       const pipeline = pipelineOf(`

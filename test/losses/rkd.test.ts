@@ -90,6 +90,13 @@ describe("RKD losses", () => {
     }
   })
 
+  it("angle: coincident embeddings make degenerate sides whose angles are 0, as in the reference", () => {
+    const twins = [student[0]!, student[0]!, student[1]!, student[2]!]
+    const t = teacher.slice(0, 4)
+    const value = tf.tidy(() => rkdAngleLoss(tensor2d(t), tensor2d(twins)).dataSync()[0]!)
+    assert.approximately(value, refAngleLoss(t, twins), 1e-6)
+  })
+
   it("stays finite with coincident embeddings and leaks no tensors", () => {
     const before = tf.memory().numTensors
     const twins = [student[0]!, student[0]!, student[1]!, student[2]!]

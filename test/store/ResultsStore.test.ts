@@ -86,7 +86,10 @@ for (const [name, layer] of backends) {
       const tables = yield* store.query(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"
       )
-      assert.deepStrictEqual(tables.rows.map((r) => r[0]), ["examples", "metrics", "nodes", "runs", "schema_version"])
+      assert.deepStrictEqual(tables.rows.map((r) => r[0]), [
+        "examples", "metrics", "nodes", "runs", "schema_version", "summary", "sweep_trials", "sweeps", "trial_params",
+        "trial_results", "trials"
+      ])
       const version = yield* store.query("SELECT version FROM schema_version")
       assert.deepStrictEqual(version.rows, [[1]])
       const columns = yield* store.query(

@@ -1,0 +1,122 @@
+/**
+ * `distillery sweep <pipeline>`: expands the pipeline's `sweep:` section into trials and runs them,
+ * `--concurrency` at a time, heavy nodes on `--workers` worker threads; prints the results per param
+ * combination (mean ± 95% CI over the seeds) and names every failed trial and why.
+ */
+import { availableParallelism } from "node:os"
+import { Args, Command, Options } from "@effect/cli"
+import { Console, Effect, Option, Schema } from "effect"
+import type { SweepResult } from "../dag/Sweep.js"
+import { runSweep, sweepSummary } from "../dag/Sweep.js"
+import { builtinRegistry } from "../nodes/builtins.js"
+import { loadSweepFile } from "../pipeline/Yaml.js"
+import { formatNumber, formatTable } from "../store/Format.js"
+import type { QueryResult } from "../store/ResultsStore.js"
+import { ResultsStore } from "../store/ResultsStore.js"
+import { sqlIdent } from "../store/Views.js"
+import { backendOption, storeOption } from "./shared.js"
+
+/** Some trials failed; the others finished and are cached. */
+export class SweepFailedError extends Schema.TaggedError<SweepFailedError>()("SweepFailedError", {
+  sweepId: Schema.String,
+  message: Schema.String
+}) {}
+
+export const loadSweep = (file: string) => loadSweepFile(file, builtinRegistry)
+
+/**
+ * The sweep's results per param combination: the swept params, then for each node with the metric
+ * (accuracy when recorded, else the first metric), `mean ± ci95` over the seeds, with the paired
+ * difference against the baseline when there is one.
+ */
+export interface SweepTable {
+  readonly table: QueryResult
+  readonly metric: string
+  readonly baseline: string | undefined
+  /** What the cells are: the metric, the number of seeds, the baseline. */
+  readonly title: string
+}
+
+export const sweepTable = (sweepId: string, paths: ReadonlyArray<string>) =>
+  Effect.gen(function* () {
+    const store = yield* ResultsStore
+    const metrics = yield* store.query(
+      "SELECT DISTINCT metric FROM summary WHERE sweep_id = $1 ORDER BY metric",
+      [sweepId]
+    )
+    const names = metrics.rows.map((r) => String(r[0]))
+    if (names.length === 0) return Option.none<SweepTable>()
+    const metric = names.includes("accuracy") ? "accuracy" : names[0]!
+    const rows = yield* store.query(
+      `SELECT point${paths.map((p) => `, ${sqlIdent(p)}`).join("")}, node_id, n, mean, ci95, baseline, diff_mean, diff_ci95
+       FROM summary WHERE sweep_id = $1 AND metric = $2 ORDER BY point, node_id`,
+      [sweepId, metric]
+    )
+    // Only nodes that recorded the metric in every point become columns, evaluate-like nodes first.
+    const nodes = [...new Set(rows.rows.map((r) => String(r[paths.length + 1])))]
+    const points = new Map<number, Array<unknown>>()
+    const cells = new Map<string, string>()
+    const ci = (mean: unknown, half: unknown) =>
+      typeof mean !== "number" ? "-" : `${formatNumber(mean)}${typeof half === "number" ? ` ± ${formatNumber(half)}` : ""}`
+    let baseline: string | undefined
+    const counts = new Set<number>()
+    for (const r of rows.rows) {
+      const point = Number(r[0])
+      if (!points.has(point)) points.set(point, r.slice(1, 1 + paths.length))
+      const node = String(r[paths.length + 1])
+      const [n, mean, half, base, diffMean, diffHalf] = r.slice(paths.length + 2)
+      if (typeof base === "string") baseline = base
+      counts.add(Number(n))
+      cells.set(`${point}\u0000${node}`, `${ci(mean, half)}${typeof diffMean === "number" ? ` (${diffMean >= 0 ? "+" : ""}${ci(diffMean, diffHalf)})` : ""}`)
+    }
+    const short = (p: string) => p.split(".").slice(-1)[0]!
+    const result: QueryResult = {
+      columns: [...paths.map(short), ...nodes.map((n) => `${n}.${metric}`)],
+      types: [],
+      rows: [...points].map(([point, params]) => [...params, ...nodes.map((n) => cells.get(`${point}\u0000${n}`) ?? "-")])
+    }
+    const seeds = counts.size === 1 ? `${[...counts][0]} seeds` : `${Math.min(...counts)} to ${Math.max(...counts)} seeds`
+    const title = `${metric}: mean ± 95% CI over ${seeds}` +
+      (baseline !== undefined ? `; in parentheses, minus ${baseline}'s ${metric} in the same trial (paired by seed)` : "")
+    return Option.some<SweepTable>({ table: result, metric, baseline, title })
+  })
+
+const defaultWorkers = Math.max(1, availableParallelism())
+
+export const sweep = Command.make(
+  "sweep",
+  {
+    pipeline: Args.text({ name: "pipeline" }).pipe(Args.withDescription("a pipeline YAML file with a `sweep:` section")),
+    store: storeOption,
+    backend: backendOption,
+    concurrency: Options.integer("concurrency").pipe(
+      Options.withDescription("how many trials run at once (default: the number of workers, at least 2)"),
+      Options.optional
+    ),
+    workers: Options.integer("workers").pipe(
+      Options.withDescription("worker threads for training and generation (0: all on the main thread)"),
+      Options.withDefault(defaultWorkers)
+    ),
+    sweepId: Options.text("sweep-id").pipe(Options.withDescription("the id to give this sweep"), Options.optional)
+  },
+  (o) =>
+    Effect.gen(function* () {
+      const loaded = yield* loadSweep(o.pipeline)
+      const concurrency = Option.getOrElse(o.concurrency, () => Math.max(2, o.workers))
+      const result: SweepResult = yield* runSweep(loaded, {
+        concurrency,
+        ...(Option.isSome(o.sweepId) ? { sweepId: o.sweepId.value } : {})
+      })
+      const table = yield* sweepTable(result.sweepId, loaded.paths)
+      if (Option.isSome(table)) yield* Console.log(`${table.value.title}\n${formatTable(table.value.table, { maxCellWidth: 60 })}`)
+      const summary = sweepSummary(result)
+      yield* Console.log(summary.split("\n")[0]!)
+      yield* Console.log(`results: distillery show ${result.sweepId}   (SQL: trials, summary, trial_results)`)
+      if (result.status === "failed") {
+        return yield* new SweepFailedError({
+          sweepId: result.sweepId,
+          message: `${summary}\nTrials that finished are cached; fix the cause and run the sweep again to resume.`
+        })
+      }
+    })
+).pipe(Command.withDescription("Run every trial of a pipeline's sweep (grid, zip, random, seeds), sharing equal nodes"))
