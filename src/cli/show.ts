@@ -24,11 +24,15 @@ export type Target = { readonly kind: "run" | "sweep"; readonly id: string }
 export const resolveTarget = (id: string) =>
   Effect.gen(function* () {
     const store = yield* ResultsStore
+    // A store no distillery with sweeps has written to (opened read-only) has no sweeps table.
+    const hasSweeps = yield* store
+      .query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'sweeps'")
+      .pipe(Effect.map((r) => Number(r.rows[0]?.[0] ?? 0) > 0))
+    const sweepsSource = hasSweeps ? "SELECT 'sweep' AS kind, sweep_id AS id, started_at FROM sweeps UNION ALL " : ""
     if (id === "last") {
       const newest = yield* store.query(
         `SELECT kind, id FROM (
-           SELECT 'sweep' AS kind, sweep_id AS id, started_at FROM sweeps
-           UNION ALL SELECT 'run', run_id, started_at FROM runs WHERE sweep_id IS NULL)
+           ${sweepsSource}SELECT 'run' AS kind, run_id AS id, started_at FROM runs WHERE sweep_id IS NULL)
          ORDER BY started_at DESC LIMIT 1`
       )
       const row = newest.rows[0]
@@ -36,8 +40,7 @@ export const resolveTarget = (id: string) =>
     } else {
       const matches = yield* store.query(
         `SELECT kind, id FROM (
-           SELECT 'sweep' AS kind, sweep_id AS id, started_at FROM sweeps
-           UNION ALL SELECT 'run', run_id, started_at FROM runs)
+           ${sweepsSource}SELECT 'run' AS kind, run_id AS id, started_at FROM runs)
          WHERE id = $1 OR starts_with(id, $1) ORDER BY id = $1 DESC, started_at DESC`,
         [id]
       )
@@ -52,7 +55,9 @@ export const resolveTarget = (id: string) =>
       }
     }
     const recent = yield* store.query("SELECT run_id FROM runs WHERE sweep_id IS NULL ORDER BY started_at DESC LIMIT 5")
-    const sweeps = yield* store.query("SELECT sweep_id FROM sweeps ORDER BY started_at DESC LIMIT 3")
+    const sweeps = hasSweeps
+      ? yield* store.query("SELECT sweep_id FROM sweeps ORDER BY started_at DESC LIMIT 3")
+      : { rows: [] as ReadonlyArray<ReadonlyArray<unknown>> }
     return yield* new UnknownRunError({
       run: id,
       message: `no run '${id}'; recent runs: ${recent.rows.map((r) => r[0]).join(", ") || "none"}` +

@@ -678,46 +678,48 @@ const make = (options: Options) =>
       })
     })
 
+    /** The rows of a sweep: its `sweeps` row, one `sweep_trials` row per trial, one `trial_params` row per param. */
+    const insertSweep = async (c: DuckDBConnection, sweep: StartSweep, now: number) => {
+      await c.run(
+        `INSERT INTO sweeps (sweep_id, pipeline, pipeline_path, started_at, ended_at, status, trials, params, baseline)
+         VALUES ($1, $2, $3, $4, NULL, 'running', $5, $6::JSON, $7)`,
+        [
+          sweep.sweepId,
+          sweep.pipeline,
+          sweep.pipelinePath,
+          timestamp(now),
+          sweep.trials.length,
+          toJsonText(sweep.params),
+          sweep.baseline ?? null
+        ]
+      )
+      for (const t of sweep.trials) {
+        await c.run(
+          `INSERT INTO sweep_trials (sweep_id, trial, point, run_id, seed, params) VALUES ($1, $2, $3, $4, $5, $6::JSON)`,
+          [sweep.sweepId, t.trial, t.point, t.runId, t.seed, toJsonText(Object.fromEntries(t.params))]
+        )
+        for (const [param, value] of t.params) {
+          await c.run(
+            `INSERT INTO trial_params (sweep_id, trial, run_id, seed, param, value) VALUES ($1, $2, $3, $4, $5, $6::JSON)`,
+            [sweep.sweepId, t.trial, t.runId, t.seed, param, toJsonText(value)]
+          )
+        }
+      }
+    }
+
     const startSweep = Effect.fn("ResultsStore.startSweep")(function*(sweep: StartSweep) {
       const now = yield* Clock.currentTimeMillis
       yield* use(`start sweep ${sweep.sweepId}`, async (c) => {
         // One transaction: a sweep is recorded with all its trials or not at all.
         await c.run("BEGIN TRANSACTION")
         try {
-          await insertSweep(c)
+          await insertSweep(c, sweep, now)
           await c.run("COMMIT")
         } catch (e) {
           await c.run("ROLLBACK").catch(() => undefined)
           throw e
         }
       })
-      async function insertSweep(c: DuckDBConnection) {
-        await c.run(
-          `INSERT INTO sweeps (sweep_id, pipeline, pipeline_path, started_at, ended_at, status, trials, params, baseline)
-           VALUES ($1, $2, $3, $4, NULL, 'running', $5, $6::JSON, $7)`,
-          [
-            sweep.sweepId,
-            sweep.pipeline,
-            sweep.pipelinePath,
-            timestamp(now),
-            sweep.trials.length,
-            toJsonText(sweep.params),
-            sweep.baseline ?? null
-          ]
-        )
-        for (const t of sweep.trials) {
-          await c.run(
-            `INSERT INTO sweep_trials (sweep_id, trial, point, run_id, seed, params) VALUES ($1, $2, $3, $4, $5, $6::JSON)`,
-            [sweep.sweepId, t.trial, t.point, t.runId, t.seed, toJsonText(Object.fromEntries(t.params))]
-          )
-          for (const [param, value] of t.params) {
-            await c.run(
-              `INSERT INTO trial_params (sweep_id, trial, run_id, seed, param, value) VALUES ($1, $2, $3, $4, $5, $6::JSON)`,
-              [sweep.sweepId, t.trial, t.runId, t.seed, param, toJsonText(value)]
-            )
-          }
-        }
-      }
     })
 
     const finishSweep = Effect.fn("ResultsStore.finishSweep")(function*(
