@@ -28,9 +28,13 @@ import { SweepReporter } from "./dag/Sweep.js"
 import { WorkerPool } from "./dag/WorkerPool.js"
 import { ResultsStore } from "./store/ResultsStore.js"
 
-/** Everything a verb that computes needs: backend, artifact store, results store, progress, executor. */
-const computeLayer = (store: string, backend: BackendName) =>
+/**
+ * Everything a verb that computes needs: backend, artifact store, results store, progress, executor,
+ * and a pool of `workers` threads for heavy nodes (0: inline).
+ */
+const computeLayer = (store: string, backend: BackendName, workers: number) =>
   Executor.layer.pipe(
+    Layer.provideMerge(workers > 0 ? WorkerPool.layer(workers) : WorkerPool.layerInline),
     Layer.provideMerge(
       Layer.mergeAll(
         TfBackend.layer(backend),
@@ -68,7 +72,7 @@ const readLayer = (store: string) => ResultsStore.layer(resultsFile(store), { re
 
 const distillery = Command.make("distillery", {}).pipe(
   Command.withSubcommands([
-    run.pipe(Command.provide((o) => computeLayer(o.store, o.backend))),
+    run.pipe(Command.provide((o) => computeLayer(o.store, o.backend, o.workers))),
     sweep.pipe(Command.provide((o) => sweepLayer(o.store, o.backend, o.workers))),
     validate,
     graph,

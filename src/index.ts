@@ -35,3 +35,10 @@ export type { BackendName } from "./backend/Backend.js"
 
 export { describeObjective, divergenceNames, objectiveLoss, ObjectiveSpec } from "./losses/Objective.js"
 export { ModelSpec } from "./models/ModelSpec.js"
+
+export type { Sweep, SweepDoc, SweepTrial } from "./pipeline/Sweep.js"
+export { resolveSweep } from "./pipeline/Sweep.js"
+export { loadSweepFile } from "./pipeline/Yaml.js"
+export type { SweepOptions, SweepResult, TrialOutcome } from "./dag/Sweep.js"
+export { runSweep, SweepReporter } from "./dag/Sweep.js"
+export { WorkerPool } from "./dag/WorkerPool.js"

@@ -7,7 +7,7 @@ import type { RunResult } from "../dag/Executor.js"
 import { Executor } from "../dag/Executor.js"
 import type { Metrics } from "../domain/Artifact.js"
 import { formatTable } from "../store/Format.js"
-import { backendOption, loadPipeline, storeOption } from "./shared.js"
+import { backendOption, defaultWorkers, loadPipeline, storeOption } from "./shared.js"
 
 const metricColumns = ["accuracy", "errors", "examples", "nll", "ece", "agreement", "fidelity_kl", "params", "latency_ms_per_example"]
 
@@ -48,6 +48,10 @@ export const run = Command.make(
     concurrency: Options.integer("concurrency").pipe(
       Options.withDescription("how many nodes compute at once"),
       Options.withDefault(2)
+    ),
+    workers: Options.integer("workers").pipe(
+      Options.withDescription("worker threads for training and generation, so independent nodes use every core (0: all on the main thread)"),
+      Options.withDefault(defaultWorkers)
     ),
     runId: Options.text("run-id").pipe(Options.withDescription("the id to give this run"), Options.optional)
   },

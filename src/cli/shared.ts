@@ -3,6 +3,7 @@
  * print a table, and loading a pipeline file against the built-in kinds.
  */
 import { Options } from "@effect/cli"
+import { availableParallelism } from "node:os"
 import { join } from "node:path"
 import { backendNames } from "../backend/Backend.js"
 import { builtinRegistry } from "../nodes/builtins.js"
@@ -26,3 +27,6 @@ export const formatOption = Options.choice("format", ["table", "csv", "json"] as
 export const resultsFile = (store: string): string => join(store, "results.duckdb")
 
 export const loadPipeline = (file: string) => loadPipelineFile(file, builtinRegistry)
+
+/** One worker thread per core: independent trainings then run side by side. */
+export const defaultWorkers = Math.max(1, availableParallelism())

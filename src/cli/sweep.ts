@@ -3,7 +3,6 @@
  * `--concurrency` at a time, heavy nodes on `--workers` worker threads; prints the results per param
  * combination (mean ± 95% CI over the seeds) and names every failed trial and why.
  */
-import { availableParallelism } from "node:os"
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option, Schema } from "effect"
 import type { SweepResult } from "../dag/Sweep.js"
@@ -14,7 +13,7 @@ import { formatNumber, formatTable } from "../store/Format.js"
 import type { QueryResult } from "../store/ResultsStore.js"
 import { ResultsStore } from "../store/ResultsStore.js"
 import { sqlIdent } from "../store/Views.js"
-import { backendOption, storeOption } from "./shared.js"
+import { backendOption, defaultWorkers, storeOption } from "./shared.js"
 
 /** Some trials failed; the others finished and are cached. */
 export class SweepFailedError extends Schema.TaggedError<SweepFailedError>()("SweepFailedError", {
@@ -81,7 +80,6 @@ export const sweepTable = (sweepId: string, paths: ReadonlyArray<string>) =>
     return Option.some<SweepTable>({ table: result, metric, baseline, title })
   })
 
-const defaultWorkers = Math.max(1, availableParallelism())
 
 export const sweep = Command.make(
   "sweep",

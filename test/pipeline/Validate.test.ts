@@ -89,7 +89,7 @@ nodes:
       registry
     )
     assert.include(e.message, "p.yaml:8:15: node 'model': input 'data' refers to unknown node 'dta' (did you mean 'data'?)")
-    assert.include(e.message, "p.yaml:8:26: node 'model' (train): unknown input 'techer' (did you mean 'teacher'?); inputs of train are: 'data' or 'teacher'")
+    assert.include(e.message, "p.yaml:8:26: node 'model' (train): unknown input 'techer' (did you mean 'teacher'?); inputs of train are: 'data', 'teacher', 'hint' or 'relation'")
     assert.include(e.message, "p.yaml:12:15: node 'gen': input 'model' takes Model but 'data.dataset' (dataset) gives Dataset")
     assert.include(e.message, "node 'ev' (evaluate): missing input 'model' (Model: the model to evaluate)")
   })

@@ -17,7 +17,7 @@ const failureMessage = <A, E>(exit: Exit.Exit<A, E>): string => {
 }
 
 describe("resolveTarget", () => {
-  it.effect("without a sweeps table an id is a run id; unknown ids list recent runs", () =>
+  it.effect("an id or unique prefix names a run; unknown ids list recent runs", () =>
     Effect.gen(function*() {
       yield* recordFakeRun({ runId: "20260101-aaaa", studentKey: "a", accuracy: 0.9 })
       yield* recordFakeRun({ runId: "20260102-bbbb", studentKey: "b", accuracy: 0.9 })
@@ -28,7 +28,6 @@ describe("resolveTarget", () => {
       const missing = yield* Effect.exit(resolveTarget("nope"))
       assert.include(failureMessage(missing), "no run or sweep 'nope'; recent runs: ")
       assert.include(failureMessage(missing), "20260101-aaaa")
-      assert.include(failureMessage(missing), "this store has no sweeps table")
     }).pipe(Effect.provide(ResultsStore.layerMemory)))
 
   it.effect("with sweeps: sweep ids, run ids, prefixes and `last`", () =>
