@@ -63,7 +63,7 @@ export interface NodeContext<P, I> {
   readonly inputs: I
   /** For each input port, the id of the upstream node that produced it (to name subjects in results). */
   readonly inputNodes: Readonly<Record<string, string>>
-  /** The node's seed: its `seed` param when set, else derived from the pipeline seed and node id. */
+  /** The node's seed: its own `seed:` when the pipeline gives one, else the pipeline's (a sweep trial's) seed. Derive sub-streams from it with `deriveSeed`. */
   readonly seed: number
   /** The tfjs backend in use ("wasm", "cpu", ...). */
   readonly backend: string
