@@ -48,11 +48,12 @@ const importOptional = async (specifier: string): Promise<unknown | undefined> =
   }
 }
 
+// Node says "Cannot find package"; Vite (under vitest) says "Could not resolve" for an optional peer that is absent.
 const isModuleNotFound = (e: unknown, specifier: string): boolean => {
   const code = (e as { code?: unknown } | null)?.code
   const message = e instanceof Error ? e.message : String(e)
   return (
-    (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND" || /Cannot find (module|package)/.test(message)) &&
+    (code === "ERR_MODULE_NOT_FOUND" || code === "MODULE_NOT_FOUND" || /Cannot find (module|package)|Could not resolve/.test(message)) &&
     message.includes(specifier)
   )
 }
