@@ -1,8 +1,10 @@
 /**
  * Chooses and readies the tfjs backend that every tensor in the process runs on: `wasm` (the default,
- * XNNPACK, with the kernel fixes in `kernels/`), `cpu` (plain JS, the reference), `tensorflow`
+ * XNNPACK, with the kernel fixes in `kernels/`), `native` (wasm with its matrix products and Adam on
+ * Distillery's native kernels, see Native.ts; the fastest CPU path when they were built), `cpu` (plain JS, the reference), `tensorflow`
  * (libtensorflow via the optional `@tensorflow/tfjs-node[-gpu]` peers), `webgpu` (the optional
- * `@tensorflow/tfjs-backend-webgpu` plus the `webgpu` Dawn bindings), or `auto` (the fastest found).
+ * `@tensorflow/tfjs-backend-webgpu` plus the `webgpu` Dawn bindings), or `auto` (the fastest found:
+ * tensorflow, else webgpu when a GPU adapter answers, else native, else wasm).
  * `initBackend` is plain async for scripts and benchmarks; `TfBackend` is the Effect service that
  * layers build it with.
  */
@@ -11,8 +13,11 @@ import { Context, Effect, Layer, Schema } from "effect"
 import { installWasmConvGrads } from "./kernels/WasmConvGrads.js"
 import { installWasmDataMovementFix } from "./kernels/WasmDataMovement.js"
 import { installWasmMatMulFix } from "./kernels/WasmMatMul.js"
+import { installNativeMatMul, isNativeMatMulInstalled, uninstallNativeMatMul } from "./kernels/NativeMatMul.js"
+import type { NativeAddon } from "./Native.js"
+import { loadNative } from "./Native.js"
 
-export const backendNames = ["wasm", "cpu", "tensorflow", "webgpu", "auto"] as const
+export const backendNames = ["wasm", "native", "cpu", "tensorflow", "webgpu", "auto"] as const
 export type BackendName = (typeof backendNames)[number]
 
 export const isBackendName = (s: string): s is BackendName => (backendNames as ReadonlyArray<string>).includes(s)
@@ -64,14 +69,40 @@ const setAndReady = async (name: string): Promise<boolean> => {
   return ok && tf.getBackend() === name
 }
 
-const initWasm = async (): Promise<string> => {
+const readyWasm = async (requested: string): Promise<void> => {
   await import("@tensorflow/tfjs-backend-wasm")
-  if (!(await setAndReady("wasm"))) throw fail("wasm", "The wasm backend failed to initialise.")
+  if (!(await setAndReady("wasm"))) throw fail(requested, "The wasm backend failed to initialise.")
   installWasmMatMulFix()
   installWasmDataMovementFix()
   installWasmConvGrads()
+}
+
+const initWasm = async (): Promise<string> => {
+  await readyWasm("wasm")
+  uninstallNativeMatMul()
   return "wasm"
 }
+
+const initNative = async (): Promise<string> => {
+  const native = loadNative()
+  if (!native.ok) throw fail("native", native.reason)
+  await readyWasm("native")
+  if (!installNativeMatMul(native.addon)) throw fail("native", "The native kernels could not be registered for wasm.")
+  return "native"
+}
+
+/**
+ * The addon when the backend in use is `native` (wasm with the native products installed): the
+ * trainer then also runs Adam natively.
+ */
+export const activeNativeKernels = (): NativeAddon | undefined => {
+  if (tf.getBackend() !== "wasm" || !isNativeMatMulInstalled()) return undefined
+  const native = loadNative()
+  return native.ok ? native.addon : undefined
+}
+
+/** The Distillery name of the backend in use: `native` for wasm with the native kernels, else tfjs's name. */
+export const backendInUse = (): string => (activeNativeKernels() !== undefined ? "native" : tf.getBackend())
 
 const initCpu = async (): Promise<string> => {
   if (!(await setAndReady("cpu"))) throw fail("cpu", "The cpu backend failed to initialise.")
@@ -151,8 +182,11 @@ const installNodeWebGpu = async (): Promise<GpuLike | undefined> => {
 const webgpuInstall =
   "The webgpu backend needs `npm install @tensorflow/tfjs-backend-webgpu@" + tf.version_core + " webgpu`."
 
-/** Probes for a WebGPU adapter and, when found, loads the tfjs webgpu backend. Never throws for absence. */
-const probeWebGpu = async (): Promise<{ ok: true } | { ok: false; reason: string; cause?: unknown }> => {
+/**
+ * Probes for a WebGPU adapter and, when found, loads the tfjs webgpu backend. Never throws for absence:
+ * says what was missing (the packages, a GPU or its driver).
+ */
+export const probeWebGpu = async (): Promise<{ ok: true } | { ok: false; reason: string; cause?: unknown }> => {
   let gpu: GpuLike | undefined
   try {
     gpu = await installNodeWebGpu()
@@ -194,6 +228,13 @@ const initAuto = async (): Promise<string> => {
     // A broken tfjs-node install should not stop `auto` from falling back.
   }
   if ((await probeWebGpu()).ok && (await setAndReady("webgpu").catch(() => false))) return "webgpu"
+  if (loadNative().ok) {
+    try {
+      return await initNative()
+    } catch {
+      // Falls through to the wasm kernels, which need nothing built.
+    }
+  }
   return initWasm()
 }
 
@@ -205,6 +246,8 @@ export const initBackend = async (name: BackendName): Promise<string> => {
   switch (name) {
     case "wasm":
       return initWasm()
+    case "native":
+      return initNative()
     case "cpu":
       return initCpu()
     case "tensorflow":

@@ -2,6 +2,7 @@ import { assert, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Exit } from "effect"
 import { BackendError, backendNames, initBackend, isBackendName, TfBackend } from "../../src/backend/Backend.js"
+import { loadNative } from "../../src/backend/Native.js"
 
 const rejection = async (p: Promise<unknown>): Promise<unknown> => {
   try {
@@ -28,7 +29,7 @@ describe("initBackend", () => {
     assert.strictEqual(err._tag, "BackendError")
     assert.strictEqual(err.requested, "tensorflow")
     assert.include(err.message, "npm install @tensorflow/tfjs-node")
-    assert.include(err.message, "wasm, cpu, tensorflow, webgpu, auto")
+    assert.include(err.message, "wasm, native, cpu, tensorflow, webgpu, auto")
     assert.deepStrictEqual([...err.choices], [...backendNames])
   })
 
@@ -39,8 +40,16 @@ describe("initBackend", () => {
     assert.include((e as BackendError).message, "Valid backends:")
   })
 
-  it("auto falls back to wasm when neither tensorflow nor webgpu is available", async () => {
-    assert.strictEqual(await initBackend("auto"), "wasm")
+  it("auto falls back to native (when built), else wasm, when neither tensorflow nor webgpu is available", async () => {
+    assert.strictEqual(await initBackend("auto"), loadNative().ok ? "native" : "wasm")
+  })
+
+  it("native fails with what to do when its kernels are not built, and auto still works", async () => {
+    const native = loadNative()
+    if (native.ok) return
+    const e = await rejection(initBackend("native"))
+    assert.instanceOf(e, BackendError)
+    assert.include((e as BackendError).message, "npm run install")
   })
 
   it("names are checked", () => {

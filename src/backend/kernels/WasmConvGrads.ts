@@ -194,7 +194,7 @@ const maxPoolGrad =
 const overridden = [tf.Conv2DBackpropInput, tf.MaxPoolGrad] as const
 
 export const isWasmConvGradsInstalled = (): boolean =>
-  overridden.every(isWasmKernelOverridden) && wasmKernel(tf.Conv2DBackpropFilter) !== undefined
+  overridden.every((name) => isWasmKernelOverridden(name)) && wasmKernel(tf.Conv2DBackpropFilter) !== undefined
 
 /**
  * Registers `Conv2DBackpropFilter` for wasm (unless tfjs provides one) and replaces
@@ -209,4 +209,4 @@ export const installWasmConvGrads = (): boolean => {
 }
 
 /** Restores the original `Conv2DBackpropInput` and `MaxPoolGrad` (the added filter gradient stays). */
-export const uninstallWasmConvGrads = (): void => overridden.forEach(restoreWasmKernel)
+export const uninstallWasmConvGrads = (): void => overridden.forEach((name) => restoreWasmKernel(name))

@@ -93,10 +93,10 @@ const gather =
 
 const kernelNames = [tf.Slice, tf.GatherV2] as const
 
-export const isWasmDataMovementFixInstalled = (): boolean => kernelNames.every(isWasmKernelOverridden)
+export const isWasmDataMovementFixInstalled = (): boolean => kernelNames.every((name) => isWasmKernelOverridden(name))
 
 /** Replaces `Slice` and `GatherV2` for `wasm`. Idempotent; false when tfjs-backend-wasm is not loaded. */
 export const installWasmDataMovementFix = (): boolean =>
   overrideWasmKernel(tf.Slice, slice) && overrideWasmKernel(tf.GatherV2, gather)
 
-export const uninstallWasmDataMovementFix = (): void => kernelNames.forEach(restoreWasmKernel)
+export const uninstallWasmDataMovementFix = (): void => kernelNames.forEach((name) => restoreWasmKernel(name))

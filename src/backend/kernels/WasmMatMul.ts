@@ -50,7 +50,7 @@ const withoutTransposes =
   }
 
 /** Whether the override is in place for the `wasm` backend. */
-export const isWasmMatMulFixInstalled = (): boolean => kernelNames.every(isWasmKernelOverridden)
+export const isWasmMatMulFixInstalled = (): boolean => kernelNames.every((name) => isWasmKernelOverridden(name))
 
 /**
  * Replaces `BatchMatMul` and `_FusedMatMul` for `wasm` with the transposing wrappers. Idempotent.
@@ -63,4 +63,4 @@ export const installWasmMatMulFix = (): boolean => {
 }
 
 /** Restores the original kernels (to measure the fix, or to test against the original). */
-export const uninstallWasmMatMulFix = (): void => kernelNames.forEach(restoreWasmKernel)
+export const uninstallWasmMatMulFix = (): void => kernelNames.forEach((name) => restoreWasmKernel(name))

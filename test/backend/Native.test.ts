@@ -1,0 +1,152 @@
+import { assert, afterAll, beforeAll, describe, it } from "@effect/vitest"
+import * as tf from "@tensorflow/tfjs"
+import { activeNativeKernels, backendInUse, initBackend } from "../../src/backend/Backend.js"
+import { isNativeMatMulInstalled } from "../../src/backend/kernels/NativeMatMul.js"
+import { isWasmMatMulFixInstalled } from "../../src/backend/kernels/WasmMatMul.js"
+import { loadNative, nativeThreads, setNativeThreads } from "../../src/backend/Native.js"
+import { makeRng } from "../../src/domain/Random.js"
+
+const native = loadNative()
+if (!native.ok) console.warn(`skipping the native kernel tests: ${native.reason}`)
+
+const random = (n: number, seed: number): Float32Array => {
+  const rng = makeRng(seed)
+  return Float32Array.from({ length: n }, () => 2 * rng.next() - 1)
+}
+
+type Values = { shape: Array<number>; values: Float32Array }
+
+/** Runs `f` on a backend ("native" is wasm with the native kernels) and frees every tensor it made. */
+const on = async (backend: "cpu" | "native", f: () => tf.Tensor): Promise<Values> => {
+  await initBackend(backend)
+  const before = tf.memory().numTensors
+  const t = tf.tidy(f)
+  const out = { shape: [...t.shape], values: Float32Array.from(t.dataSync()) }
+  t.dispose()
+  assert.strictEqual(tf.memory().numTensors, before, `${backend} leaked tensors`)
+  return out
+}
+
+const assertClose = (a: Values, b: Values, tol: number) => {
+  assert.deepStrictEqual(a.shape, b.shape)
+  let worst = 0
+  for (let i = 0; i < a.values.length; i++) worst = Math.max(worst, Math.abs(a.values[i]! - b.values[i]!))
+  assert.isAtMost(worst, tol)
+}
+
+/** native against cpu (the reference) on the same inputs. */
+const agree = async (f: () => tf.Tensor, tol = 1e-4) => assertClose(await on("native", f), await on("cpu", f), tol)
+
+describe.skipIf(!native.ok)("native kernels", () => {
+  beforeAll(async () => {
+    await initBackend("native")
+  })
+  afterAll(async () => {
+    setNativeThreads(2)
+    await initBackend("cpu")
+  })
+
+  it("initBackend('native') installs them over the wasm fixes; 'wasm' takes them off again", async () => {
+    assert.strictEqual(await initBackend("native"), "native")
+    assert.isTrue(isNativeMatMulInstalled())
+    assert.isTrue(isWasmMatMulFixInstalled(), "the fixes stay underneath for what native does not handle")
+    assert.strictEqual(backendInUse(), "native")
+    assert.isDefined(activeNativeKernels())
+    assert.strictEqual(await initBackend("wasm"), "wasm")
+    assert.isFalse(isNativeMatMulInstalled())
+    assert.isTrue(isWasmMatMulFixInstalled())
+    assert.strictEqual(backendInUse(), "wasm")
+    assert.isUndefined(activeNativeKernels())
+    assert.strictEqual(await initBackend("auto"), "native", "auto prefers native when built (no GPU here)")
+  })
+
+  for (const threads of [1, 2]) {
+    for (const [ta, tb] of [
+      [false, false],
+      [true, false],
+      [false, true],
+      [true, true]
+    ] as const) {
+      it(`BatchMatMul transposeA=${ta} transposeB=${tb} matches cpu (${threads} thread(s), edge tiles, split products)`, async () => {
+        setNativeThreads(threads)
+        // 37 x 53 x 29: partial 6x16 tiles everywhere; 150 x 300 x 70: past the threading threshold and KC.
+        for (const [m, k, n] of [
+          [37, 53, 29],
+          [150, 300, 70],
+          [1, 7, 1]
+        ] as const) {
+          const a = random(m * k, 1)
+          const b = random(k * n, 2)
+          await agree(() => tf.matMul(tf.tensor2d(a, ta ? [k, m] : [m, k]), tf.tensor2d(b, tb ? [n, k] : [k, n]), ta, tb), 1e-3)
+        }
+      })
+    }
+  }
+
+  it("batched products broadcast a single operand on either side", async () => {
+    const [m, k, n] = [9, 21, 17]
+    await agree(() => tf.matMul(tf.tensor3d(random(3 * m * k, 3), [3, m, k]), tf.tensor3d(random(k * n, 4), [1, k, n])))
+    await agree(() => tf.matMul(tf.tensor3d(random(m * k, 5), [1, k, m]), tf.tensor3d(random(4 * k * n, 6), [4, n, k]), true, true))
+    await agree(() => tf.matMul(tf.tensor4d(random(6 * m * k, 7), [2, 3, m, k]), tf.tensor4d(random(6 * k * n, 8), [2, 3, k, n])))
+    // Both broadcast: goes to the kernel underneath, and still agrees.
+    await agree(() => tf.matMul(tf.tensor4d(random(2 * m * k, 9), [2, 1, m, k]), tf.tensor4d(random(3 * k * n, 10), [1, 3, k, n])))
+  })
+
+  for (const activation of ["linear", "relu", "relu6", "leakyrelu", "sigmoid", "elu"] as const) {
+    it(`_FusedMatMul with bias and ${activation} matches cpu (all transposes)`, async () => {
+      const [m, k, n] = [20, 33, 18]
+      for (const [ta, tb] of [
+        [false, false],
+        [true, true]
+      ] as const) {
+        await agree(() =>
+          tf.fused.matMul({
+            a: tf.tensor2d(random(m * k, 11).map((v) => 3 * v), ta ? [k, m] : [m, k]),
+            b: tf.tensor2d(random(k * n, 12), tb ? [n, k] : [k, n]),
+            transposeA: ta,
+            transposeB: tb,
+            bias: tf.tensor1d(random(n, 13)),
+            activation,
+            leakyreluAlpha: 0.1
+          }),
+          1e-3
+        )
+      }
+    })
+  }
+
+  it("_FusedMatMul without bias, and with PReLU (underneath), matches cpu", async () => {
+    const [m, k, n] = [8, 12, 10]
+    await agree(() => tf.fused.matMul({ a: tf.tensor2d(random(m * k, 14), [m, k]), b: tf.tensor2d(random(k * n, 15), [k, n]), activation: "relu" }))
+    await agree(() =>
+      tf.fused.matMul({
+        a: tf.tensor2d(random(m * k, 16), [m, k]),
+        b: tf.tensor2d(random(k * n, 17), [k, n]),
+        bias: tf.tensor1d(random(n, 18)),
+        activation: "prelu",
+        preluActivationWeights: tf.tensor1d(random(n, 19))
+      })
+    )
+  })
+
+  it("gradients of a dense layer (the transposed products) match cpu", async () => {
+    const [b, i, o] = [16, 40, 24]
+    const x = random(b * i, 19)
+    const w = random(i * o, 20)
+    const grads = (which: 0 | 1) => () =>
+      tf.grads((xs: tf.Tensor, ws: tf.Tensor) => tf.sum(tf.relu(tf.matMul(xs as tf.Tensor2D, ws as tf.Tensor2D))))([
+        tf.tensor2d(x, [b, i]),
+        tf.tensor2d(w, [i, o])
+      ])[which]!
+    await agree(grads(0), 1e-3)
+    await agree(grads(1), 1e-3)
+  })
+
+  it("threads default to the cores on the main thread and can be set per thread", () => {
+    setNativeThreads(3)
+    assert.strictEqual(nativeThreads(), 3)
+    setNativeThreads(0)
+    assert.strictEqual(nativeThreads(), 1)
+    assert.match(native.ok ? native.addon.info().isa : "", /avx2\+fma|generic/)
+  })
+})
