@@ -26,6 +26,7 @@ import type { ModelSpec } from "../models/ModelSpec.js"
 import type { Network } from "../models/Network.js"
 import { buildModel, networkWeights } from "../models/Network.js"
 import type { BatchReport, OptimizerOptions } from "./Trainer.js"
+import { disposeOptimizer, evaluate } from "./Trainer.js"
 
 export interface MutualOptions {
   /** One spec per student, K >= 2; student k is initialised from deriveSeed(seed, "student", k). */
@@ -102,48 +103,6 @@ const makeOptimizer = (o: OptimizerOptions): tf.Optimizer => {
   if (o.type === "adam") return tf.train.adam(o.learningRate, o.beta1 ?? 0.9, o.beta2 ?? 0.999, o.epsilon ?? 1e-7)
   const momentum = o.momentum ?? 0
   return momentum > 0 ? tf.train.momentum(o.learningRate, momentum, o.nesterov ?? false) : tf.train.sgd(o.learningRate)
-}
-
-const disposeOptimizer = (opt: tf.Optimizer): void => {
-  opt.dispose()
-  // MomentumOptimizer.dispose (tfjs 4.22) forgets the learning-rate scalar its SGD base keeps.
-  const c = (opt as unknown as { c?: tf.Tensor }).c
-  if (c !== undefined && !c.isDisposed) c.dispose()
-}
-
-/** Mean CE and accuracy of one network over the labelled rows of a split on the device. */
-const evaluate = async (
-  net: Network,
-  x: tf.Tensor2D,
-  y: tf.Tensor1D,
-  batchSize: number,
-  signal: AbortSignal | undefined
-): Promise<{ loss: number; accuracy: number } | undefined> => {
-  const n = y.shape[0]
-  const d = x.shape[1]
-  let sums: tf.Tensor1D = tf.zeros([3])
-  try {
-    for (let start = 0; start < n; start += batchSize) {
-      const rows = Math.min(batchSize, n - start)
-      const next = tf.tidy(() => {
-        const xb = tf.slice(x, [start, 0], [rows, d])
-        const yb = tf.slice(y, start, rows)
-        const logits = net.forward(xb, { training: false }).logits
-        const labelled = tf.cast(tf.greaterEqual(yb, 0), "float32") // (B) 1 where a label exists
-        const ce = tf.mul(hardLabelCrossEntropy(logits, yb), tf.sum(labelled)) // CE summed over labelled rows
-        const correct = tf.cast(tf.equal(tf.argMax(logits, 1), yb), "float32") // never equal to -1
-        return tf.add(sums, tf.stack([ce, tf.sum(correct), tf.sum(labelled)])) as tf.Tensor1D
-      })
-      sums.dispose()
-      sums = next
-      await nextTick()
-      if (signal?.aborted) throw abortReason(signal)
-    }
-    const [ce, correct, count] = (await sums.data()) as Float32Array
-    return count! > 0 ? { loss: ce! / count!, accuracy: correct! / count! } : undefined
-  } finally {
-    sums.dispose()
-  }
 }
 
 const readWeights = (net: Network, tensors: ReadonlyArray<tf.Tensor>): Array<Weight> =>

@@ -226,7 +226,7 @@ const makeOptimizer = (o: OptimizerOptions): tf.Optimizer | StepOptimizer => {
   return momentum > 0 ? tf.train.momentum(o.learningRate, momentum, o.nesterov ?? false) : tf.train.sgd(o.learningRate)
 }
 
-const disposeOptimizer = (opt: tf.Optimizer | StepOptimizer): void => {
+export const disposeOptimizer = (opt: tf.Optimizer | StepOptimizer): void => {
   opt.dispose()
   // MomentumOptimizer.dispose (tfjs 4.22) forgets the learning-rate scalar its SGD base keeps.
   const c = (opt as unknown as { c?: tf.Tensor }).c
@@ -237,7 +237,7 @@ const disposeOptimizer = (opt: tf.Optimizer | StepOptimizer): void => {
  * Mean cross-entropy and accuracy over the labelled rows of a split already on the device. Sums are
  * kept in a (3) tensor [ce, correct, count] and read once.
  */
-const evaluate = async (
+export const evaluate = async (
   net: Network,
   x: tf.Tensor2D,
   y: tf.Tensor1D,
