@@ -141,10 +141,8 @@ const fmt = (v: number | undefined, digits: number): string => (v === undefined 
 
 const printTable = (rows: ReadonlyArray<Row>): void => {
   const header = ["model", "configuration", "examples", "seconds", "examples/s", "GFLOP/s", "x torch 1t", "x torch 2t", "peak RSS MB", "loss"]
-  const lines = rows.map((r) =>
-    r.error !== undefined
-      ? [r.model, r.config, "", "", "", "", "", "", "", `failed: ${r.error.slice(0, 120)}`]
-      : [
+  const ok = rows.filter((r) => r.error === undefined)
+  const lines = ok.map((r) => [
           r.model,
           r.config,
           String(r.examples),
@@ -155,12 +153,14 @@ const printTable = (rows: ReadonlyArray<Row>): void => {
           fmt(r.vsTorch2, 2),
           fmt(r.peakRssMB, 0),
           fmt(r.finalLoss, 4)
-        ]
-  )
-  const widths = header.map((h, i) => Math.max(h.length, ...lines.map((l) => (l[i] ?? "").length)))
+        ])
+  const widths = header.map((h, i) => Math.max(h.length, ...[...lines, ...rows.map((r) => [r.model, r.config])].map((l) => (l[i] ?? "").length)))
   const show = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
   console.log(show(header))
-  for (const l of lines) console.log(show(l))
+  for (const r of rows) {
+    const i = ok.indexOf(r)
+    console.log(i >= 0 ? show(lines[i]!) : `${show([r.model, r.config])}  failed: ${r.error!.slice(0, 100)}`)
+  }
 }
 
 const main = () => {
@@ -179,14 +179,14 @@ const main = () => {
   console.log(
     `${os.cpus()[0]?.model ?? "cpu"} x ${os.cpus().length}, Node ${process.version}` +
       `${torch.ok ? `, torch ${torch.version}` : ""}; ${args.examples} MNIST digits, ${args.epochs} epochs, batch 128, Adam` +
-      ` (plain tfjs cpu and wasm: 1 epoch of ${Math.min(args.slowExamples, args.examples)})\n`
+      ` (plain tfjs cpu and wasm as shipped: 1 epoch of ${Math.min(args.slowExamples, args.examples)}, cnn 256)\n`
   )
   const rows: Array<Row> = []
   for (const modelName of args.models) {
     const model = findModel(modelName)
     const modelRows: Array<Row> = []
     for (const c of selected) {
-      const examples = c.slow === true ? Math.min(args.slowExamples, args.examples) : args.examples
+      const examples = c.slow === true ? Math.min(args.slowExamples, model.slowExamples ?? args.slowExamples, args.examples) : args.examples
       const child: ChildConfig = {
         model: model.name,
         runner: c.runner ?? "distillery",

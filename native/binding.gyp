@@ -2,7 +2,7 @@
   "targets": [
     {
       "target_name": "distillery_native",
-      "sources": ["src/addon.cc", "src/sgemm.cc"],
+      "sources": ["src/addon.cc", "src/sgemm.cc", "src/conv.cc"],
       "cflags!": ["-fno-exceptions"],
       "cflags_cc!": ["-fno-exceptions"],
       "cflags_cc": ["-O3", "-std=c++17", "-pthread", "-fno-math-errno"],

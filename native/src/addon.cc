@@ -5,6 +5,7 @@
 
 #include <cstdint>
 
+#include "conv.h"
 #include "sgemm.h"
 
 namespace {
@@ -121,6 +122,70 @@ napi_value Adam(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// conv(op, a, b, out, B, H, W, C, KH, KW, CO, HO, WO, SH, SW, PT, PL, threads). op 0: conv2d (x, w -> y),
+// 1: filter gradient (x, dy -> dw), 2: input gradient (dy, w -> dx), 3: max-pool gradient (x, dy -> dx;
+// KH, KW the window, CO = C).
+napi_value Conv(napi_env env, napi_callback_info info) {
+  size_t argc = 18;
+  napi_value argv[18];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 18) return throw_(env, "conv takes 18 arguments");
+  int64_t op, v[14];
+  if (!int_arg(env, argv[0], &op)) return nullptr;
+  float *a, *b, *out;
+  size_t na, nb, nout;
+  if (!floats(env, argv[1], &a, &na, false) || !floats(env, argv[2], &b, &nb, false) ||
+      !floats(env, argv[3], &out, &nout, false))
+    return nullptr;
+  for (int i = 0; i < 14; i++)
+    if (!int_arg(env, argv[4 + i], &v[i])) return nullptr;
+  for (int i = 0; i < 14; i++)
+    if (v[i] < 0 || (i < 13 && i != 11 && i != 12 && v[i] == 0)) return throw_(env, "conv: bad shape");
+  const dn::ConvShape s{(int)v[0], (int)v[1], (int)v[2], (int)v[3], (int)v[4], (int)v[5], (int)v[6],
+                        (int)v[7], (int)v[8], (int)v[9], (int)v[10], (int)v[11], (int)v[12]};
+  const int64_t xs = (int64_t)s.B * s.H * s.W * s.C, ws = (int64_t)s.KH * s.KW * s.C * s.CO,
+                ys = (int64_t)s.B * s.HO * s.WO * s.CO;
+  const int threads = (int)v[13];
+  switch (op) {
+    case 0:
+      if ((int64_t)na < xs || (int64_t)nb < ws || (int64_t)nout < ys) return throw_(env, "conv: short array");
+      dn::conv2d(s, a, b, out, threads);
+      break;
+    case 1:
+      if ((int64_t)na < xs || (int64_t)nb < ys || (int64_t)nout < ws) return throw_(env, "conv: short array");
+      dn::conv2d_filter_grad(s, a, b, out, threads);
+      break;
+    case 2:
+      if ((int64_t)na < ys || (int64_t)nb < ws || (int64_t)nout < xs) return throw_(env, "conv: short array");
+      dn::conv2d_input_grad(s, a, b, out, threads);
+      break;
+    case 3:
+      if (s.CO != s.C || (int64_t)na < xs || (int64_t)nb < ys || (int64_t)nout < xs) return throw_(env, "conv: short array");
+      dn::max_pool_grad(s, a, b, out);
+      break;
+    default:
+      return throw_(env, "conv: unknown op");
+  }
+  return nullptr;
+}
+
+// sumRows(x, out, rows, cols): out[c] = Σ_r x[r * cols + c].
+napi_value SumRows(napi_env env, napi_callback_info info) {
+  size_t argc = 4;
+  napi_value argv[4];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 4) return throw_(env, "sumRows takes 4 arguments");
+  float *x, *out;
+  size_t nx, nout;
+  int64_t rows, cols;
+  if (!floats(env, argv[0], &x, &nx, false) || !floats(env, argv[1], &out, &nout, false) ||
+      !int_arg(env, argv[2], &rows) || !int_arg(env, argv[3], &cols))
+    return nullptr;
+  if (rows < 0 || cols < 0 || (int64_t)nx < rows * cols || (int64_t)nout < cols) return throw_(env, "sumRows: bad shape");
+  dn::sum_rows(x, out, (long)rows, (int)cols);
+  return nullptr;
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj, isa, threads;
   CHECK(napi_create_object(env, &obj));
@@ -134,6 +199,8 @@ napi_value Info(napi_env env, napi_callback_info) {
 napi_value Init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
       {"matmul", nullptr, Matmul, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"conv", nullptr, Conv, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"sumRows", nullptr, SumRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };

@@ -1,7 +1,8 @@
 /**
  * Chooses and readies the tfjs backend that every tensor in the process runs on: `wasm` (the default,
- * XNNPACK, with the kernel fixes in `kernels/`), `native` (wasm with its matrix products and Adam on
- * Distillery's native kernels, see Native.ts; the fastest CPU path when they were built), `cpu` (plain JS, the reference), `tensorflow`
+ * XNNPACK, with the kernel fixes in `kernels/`), `native` (wasm with its matrix products, convolutions
+ * and Adam on Distillery's native kernels, see Native.ts; the fastest CPU path when they were built),
+ * `cpu` (plain JS, the reference), `tensorflow`
  * (libtensorflow via the optional `@tensorflow/tfjs-node[-gpu]` peers), `webgpu` (the optional
  * `@tensorflow/tfjs-backend-webgpu` plus the `webgpu` Dawn bindings), or `auto` (the fastest found:
  * tensorflow, else webgpu when a GPU adapter answers, else native, else wasm).
@@ -13,6 +14,7 @@ import { Context, Effect, Layer, Schema } from "effect"
 import { installWasmConvGrads } from "./kernels/WasmConvGrads.js"
 import { installWasmDataMovementFix } from "./kernels/WasmDataMovement.js"
 import { installWasmMatMulFix } from "./kernels/WasmMatMul.js"
+import { installNativeConv, uninstallNativeConv } from "./kernels/NativeConv.js"
 import { installNativeMatMul, isNativeMatMulInstalled, uninstallNativeMatMul } from "./kernels/NativeMatMul.js"
 import type { NativeAddon } from "./Native.js"
 import { loadNative } from "./Native.js"
@@ -80,6 +82,7 @@ const readyWasm = async (requested: string): Promise<void> => {
 const initWasm = async (): Promise<string> => {
   await readyWasm("wasm")
   uninstallNativeMatMul()
+  uninstallNativeConv()
   return "wasm"
 }
 
@@ -87,7 +90,9 @@ const initNative = async (): Promise<string> => {
   const native = loadNative()
   if (!native.ok) throw fail("native", native.reason)
   await readyWasm("native")
-  if (!installNativeMatMul(native.addon)) throw fail("native", "The native kernels could not be registered for wasm.")
+  if (!installNativeMatMul(native.addon) || !installNativeConv(native.addon)) {
+    throw fail("native", "The native kernels could not be registered for wasm.")
+  }
   return "native"
 }
 

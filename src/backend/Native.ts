@@ -1,8 +1,9 @@
 /**
- * Loads Distillery's native kernels (native/: a cache-blocked AVX2/FMA SGEMM and a fused Adam update,
+ * Loads Distillery's native kernels (native/: a cache-blocked AVX2/FMA SGEMM, im2col convolutions and
+ * a fused Adam update,
  * built by `npm install` with node-gyp) when they were built, and says why not when they were not.
- * The `native` backend is tfjs-wasm with its matrix products and Adam routed here (kernels/NativeMatMul.ts,
- * train/FusedAdam.ts).
+ * The `native` backend is tfjs-wasm with its matrix products, convolutions and Adam routed here
+ * (kernels/NativeMatMul.ts, kernels/NativeConv.ts, train/FusedAdam.ts).
  *
  * Threads: a product large enough is split between `nativeThreads()` threads (default: the
  * DISTILLERY_THREADS environment variable, else the machine's cores, at most 8; 1 inside a
@@ -48,6 +49,32 @@ export interface NativeAddon {
     c1: number,
     c2: number
   ): void
+  /**
+   * NHWC convolution work: op 0 conv2d (x, w -> y), 1 filter gradient (x, dy -> dw), 2 input gradient
+   * (dy, w -> dx), 3 max-pool gradient (x, dy -> dx, with kh, kw the window and co = c).
+   */
+  conv(
+    op: number,
+    a: Float32Array,
+    b: Float32Array,
+    out: Float32Array,
+    batch: number,
+    h: number,
+    w: number,
+    c: number,
+    kh: number,
+    kw: number,
+    co: number,
+    ho: number,
+    wo: number,
+    strideH: number,
+    strideW: number,
+    padTop: number,
+    padLeft: number,
+    threads: number
+  ): void
+  /** out[c] = Σ_r x[r * cols + c]. */
+  sumRows(x: Float32Array, out: Float32Array, rows: number, cols: number): void
   info(): { readonly isa: string; readonly threads: number }
 }
 

@@ -1,6 +1,7 @@
 import { assert, afterAll, beforeAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { activeNativeKernels, backendInUse, initBackend } from "../../src/backend/Backend.js"
+import { isNativeConvInstalled } from "../../src/backend/kernels/NativeConv.js"
 import { isNativeMatMulInstalled } from "../../src/backend/kernels/NativeMatMul.js"
 import { isWasmMatMulFixInstalled } from "../../src/backend/kernels/WasmMatMul.js"
 import { loadNative, nativeThreads, setNativeThreads } from "../../src/backend/Native.js"
@@ -49,11 +50,13 @@ describe.skipIf(!native.ok)("native kernels", () => {
   it("initBackend('native') installs them over the wasm fixes; 'wasm' takes them off again", async () => {
     assert.strictEqual(await initBackend("native"), "native")
     assert.isTrue(isNativeMatMulInstalled())
+    assert.isTrue(isNativeConvInstalled())
     assert.isTrue(isWasmMatMulFixInstalled(), "the fixes stay underneath for what native does not handle")
     assert.strictEqual(backendInUse(), "native")
     assert.isDefined(activeNativeKernels())
     assert.strictEqual(await initBackend("wasm"), "wasm")
     assert.isFalse(isNativeMatMulInstalled())
+    assert.isFalse(isNativeConvInstalled())
     assert.isTrue(isWasmMatMulFixInstalled())
     assert.strictEqual(backendInUse(), "wasm")
     assert.isUndefined(activeNativeKernels())
@@ -69,10 +72,10 @@ describe.skipIf(!native.ok)("native kernels", () => {
     ] as const) {
       it(`BatchMatMul transposeA=${ta} transposeB=${tb} matches cpu (${threads} thread(s), edge tiles, split products)`, async () => {
         setNativeThreads(threads)
-        // 37 x 53 x 29: partial 6x16 tiles everywhere; 150 x 300 x 70: past the threading threshold and KC.
+        // 37 x 53 x 29: partial 6x16 tiles everywhere; 300 x 300 x 200: past the threading threshold and KC.
         for (const [m, k, n] of [
           [37, 53, 29],
-          [150, 300, 70],
+          [300, 300, 200],
           [1, 7, 1]
         ] as const) {
           const a = random(m * k, 1)
@@ -140,6 +143,60 @@ describe.skipIf(!native.ok)("native kernels", () => {
       ])[which]!
     await agree(grads(0), 1e-3)
     await agree(grads(1), 1e-3)
+  })
+
+  for (const [stride, pad, k] of [
+    [1, "same", 3],
+    [2, "valid", 3],
+    [2, "same", 5],
+    [1, "valid", 1]
+  ] as const) {
+    it(`conv2d ${k}x${k} stride ${stride} pad ${pad}: forward and both gradients match cpu`, async () => {
+      const [n, h, w, ci, co] = [3, 11, 9, 4, 6]
+      const x = random(n * h * w * ci, 21)
+      const f = random(k * k * ci * co, 22)
+      const conv = (xs: tf.Tensor, fs: tf.Tensor) => tf.conv2d(xs as tf.Tensor4D, fs as tf.Tensor4D, stride, pad)
+      const inputs = () => [tf.tensor4d(x, [n, h, w, ci]), tf.tensor4d(f, [k, k, ci, co])]
+      await agree(() => conv(...(inputs() as [tf.Tensor, tf.Tensor])), 1e-4)
+      // Weighted sum, so each output position gets its own gradient.
+      const weights = random(n * 11 * 11 * co, 23)
+      const loss = (xs: tf.Tensor, fs: tf.Tensor) => {
+        const y = conv(xs, fs)
+        return tf.sum(tf.mul(y, tf.tensor(weights.subarray(0, y.size), y.shape)))
+      }
+      await agree(() => tf.grads(loss)(inputs())[0]!, 1e-4)
+      await agree(() => tf.grads(loss)(inputs())[1]!, 1e-3)
+    })
+  }
+
+  it("a dilated conv2d goes underneath and still matches cpu", async () => {
+    const x = random(2 * 9 * 9 * 3, 24)
+    const f = random(3 * 3 * 3 * 2, 25)
+    await agree(() => tf.conv2d(tf.tensor4d(x, [2, 9, 9, 3]), tf.tensor4d(f, [3, 3, 3, 2]), 1, "same", "NHWC", 2))
+  })
+
+  for (const [size, stride, pad] of [
+    [2, 2, "valid"],
+    [3, 2, "same"],
+    [3, 1, "same"]
+  ] as const) {
+    it(`max pool ${size}x${size} stride ${stride} ${pad}: gradient matches cpu (ties go to the first maximum)`, async () => {
+      // Rounded values make ties in the windows.
+      const x = random(2 * 10 * 7 * 3, 26).map((v) => Math.round(v * 3))
+      await agree(() =>
+        tf.grad((xs: tf.Tensor) => tf.sum(tf.mul(tf.maxPool(xs as tf.Tensor4D, size, stride, pad), 1.5)))(tf.tensor4d(x, [2, 10, 7, 3]))
+      )
+    })
+  }
+
+  it("sums over all but the last axis (bias gradients) natively, and other sums underneath, like cpu", async () => {
+    const x = random(5 * 7 * 3 * 6, 27)
+    await agree(() => tf.sum(tf.tensor4d(x, [5, 7, 3, 6]), [0, 1, 2]))
+    await agree(() => tf.sum(tf.tensor4d(x, [5, 7, 3, 6]), [2, 0, 1], true))
+    await agree(() => tf.sum(tf.tensor2d(x, [35, 18]), 0))
+    await agree(() => tf.sum(tf.tensor2d(x, [35, 18]), 1))
+    await agree(() => tf.sum(tf.tensor4d(x, [5, 7, 3, 6]), [0, 2]))
+    await agree(() => tf.sum(tf.tensor1d(x)))
   })
 
   it("threads default to the cores on the main thread and can be set per thread", () => {
