@@ -323,26 +323,34 @@ export const networkFromWeights = (
 export const loadNetwork = (model: Model): Network =>
   networkFromWeights(decodeModelSpec(model.spec), model.featureShape, model.numClasses, model.weights)
 
+/**
+ * Copies tensors out as Weights named after the network's variables. Asynchronous because a GPU backend
+ * (webgpu) cannot read synchronously in Node.
+ */
+export const readWeights = (net: Network, tensors: ReadonlyArray<tf.Tensor>): Promise<Array<Weight>> =>
+  Promise.all(
+    tensors.map(async (t, i) => ({
+      name: net.weightNames[i]!,
+      shape: [...t.shape],
+      // data() may hand out the backend's own buffer (cpu): copy so later training cannot change it.
+      values: new Float32Array((await t.data()) as Float32Array)
+    }))
+  )
+
 /** Copies the network's current values out, one Weight per variable. */
-export const networkWeights = (net: Network): Array<Weight> =>
-  net.variables.map((v, i) => ({
-    name: net.weightNames[i]!,
-    shape: [...v.shape],
-    // dataSync may hand out the backend's own buffer (cpu): copy so later training cannot change it.
-    values: new Float32Array(v.dataSync() as Float32Array)
-  }))
+export const networkWeights = (net: Network): Promise<Array<Weight>> => readWeights(net, net.variables)
 
 /**
  * Runs `x` ((n, prod(featureShape)) row-major) through the network in inference mode, `batchSize` rows
  * at a time, and returns the chosen outputs as one (n, D) row-major array. Every tensor is freed.
  */
-const batched = (
+const batched = async (
   net: Network,
   x: Float32Array,
   n: number,
   batchSize: number,
   pick: (r: ForwardResult) => tf.Tensor2D
-): Float32Array => {
+): Promise<Float32Array> => {
   const d = featureSize(net.featureShape)
   if (x.length !== n * d) throw new Error(`expected ${n} x ${d} = ${n * d} feature values, got ${x.length}`)
   if (!(batchSize >= 1)) throw new Error(`batchSize must be at least 1, got ${batchSize}`)
@@ -358,7 +366,7 @@ const batched = (
         width = y.shape[1]
         out = new Float32Array(n * width)
       }
-      out.set(y.dataSync() as Float32Array, start * width)
+      out.set((await y.data()) as Float32Array, start * width)
     } finally {
       y.dispose()
     }
@@ -367,15 +375,15 @@ const batched = (
 }
 
 /** (n, C) logits, row-major. */
-export const predictLogits = (net: Network, x: Float32Array, n: number, batchSize = 512): Float32Array =>
+export const predictLogits = (net: Network, x: Float32Array, n: number, batchSize = 512): Promise<Float32Array> =>
   batched(net, x, n, batchSize, (r) => r.logits)
 
 /** (n, D) activations of one layer (one of `net.layerNames`), row-major. */
-export const featuresOf = (net: Network, layer: string, x: Float32Array, n: number, batchSize = 512): Float32Array => {
+export const featuresOf = async (net: Network, layer: string, x: Float32Array, n: number, batchSize = 512): Promise<Float32Array> => {
   if (!net.layerNames.includes(layer)) {
     throw new Error(`Unknown layer "${layer}"; this ${net.spec.type} has: ${net.layerNames.join(", ")}`)
   }
-  return batched(net, x, n, batchSize, (r) => r.features[layer]!)
+  return await batched(net, x, n, batchSize, (r) => r.features[layer]!)
 }
 
 /** Width D of a layer's features, without running the network. */

@@ -114,8 +114,8 @@ export const EnsembleKind = defineKind({
       const labels = Int32Array.from(keep, (i) => first.labels[i]!)
       const n = ids.length
 
-      const logits = yield* Effect.try({
-        try: () => {
+      const logits = yield* Effect.tryPromise({
+        try: async () => {
           const combined = tf.tidy(() =>
             ensembleTeachers(
               wired.map(({ soft }) => tf.tensor2d(rowsById(soft, ids), [n, C])),
@@ -124,7 +124,7 @@ export const EnsembleKind = defineKind({
             )
           )
           try {
-            return new Float32Array(combined.dataSync() as Float32Array)
+            return new Float32Array((await combined.data()) as Float32Array)
           } finally {
             combined.dispose()
           }

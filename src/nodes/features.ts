@@ -37,7 +37,7 @@ export const FeaturesKind = defineKind({
         try: () => loadNetwork(inputs.model),
         catch: (cause) => fail(`could not load the model: ${String(cause)}`, cause)
       })
-      const values = yield* Effect.try({
+      const values = yield* Effect.tryPromise({
         try: () => featuresOf(net, params.layer, split.x, n),
         catch: (cause) =>
           fail(

@@ -66,11 +66,11 @@ export const GenerateKind = defineKind({
       if (params.topk !== undefined && params.topk > C) {
         return yield* new NodeError({ node: ctx.nodeId, kind: "generate", message: `topk is ${params.topk} but the teacher has only ${C} classes` })
       }
-      const logits = yield* Effect.try({
-        try: () => {
+      const logits = yield* Effect.tryPromise({
+        try: async () => {
           const net = loadNetwork(inputs.model)
           try {
-            return predictLogits(net, split.x, n)
+            return await predictLogits(net, split.x, n)
           } finally {
             net.dispose()
           }

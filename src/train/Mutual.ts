@@ -24,7 +24,7 @@ import type { ObjectiveSpec } from "../losses/Objective.js"
 import { divergencePerExample, hardLabelCrossEntropy, temperatureFactor } from "../losses/Objective.js"
 import type { ModelSpec } from "../models/ModelSpec.js"
 import type { Network } from "../models/Network.js"
-import { buildModel, networkWeights } from "../models/Network.js"
+import { buildModel, networkWeights, readWeights } from "../models/Network.js"
 import type { BatchReport, OptimizerOptions } from "./Trainer.js"
 import { disposeOptimizer, evaluate } from "./Trainer.js"
 
@@ -104,9 +104,6 @@ const makeOptimizer = (o: OptimizerOptions): tf.Optimizer => {
   const momentum = o.momentum ?? 0
   return momentum > 0 ? tf.train.momentum(o.learningRate, momentum, o.nesterov ?? false) : tf.train.sgd(o.learningRate)
 }
-
-const readWeights = (net: Network, tensors: ReadonlyArray<tf.Tensor>): Array<Weight> =>
-  tensors.map((t, i) => ({ name: net.weightNames[i]!, shape: [...t.shape], values: new Float32Array(t.dataSync() as Float32Array) }))
 
 /** Trains the students together and returns each one's weights, the best one and the per-epoch history. */
 export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
@@ -238,10 +235,10 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
     }
 
     const last = history[history.length - 1]!
-    const results: Array<StudentResult> = nets.map((net, k) => {
+    const results: Array<StudentResult> = await Promise.all(nets.map(async (net, k) => {
       const useBest = o.checkpoint === "best" && best[k] !== undefined
       return {
-        weights: useBest ? readWeights(net, best[k]!) : networkWeights(net),
+        weights: await (useBest ? readWeights(net, best[k]!) : networkWeights(net)),
         info: {
           checkpoint: o.checkpoint,
           epoch: useBest ? bestEpoch[k]! : o.epochs,
@@ -254,7 +251,7 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
           seconds: (performance.now() - started) / 1000
         }
       }
-    })
+    }))
     let bestStudent = 0
     if (validated) {
       results.forEach((r, k) => {

@@ -15,7 +15,7 @@ import { featureSize } from "../domain/Artifact.js"
 import { deriveSeed, makeRng, permutation } from "../domain/Random.js"
 import type { ModelSpec } from "../models/ModelSpec.js"
 import type { Network } from "../models/Network.js"
-import { buildModel, networkFromWeights, networkWeights } from "../models/Network.js"
+import { buildModel, networkFromWeights, networkWeights, readWeights } from "../models/Network.js"
 import { activeNativeKernels, backendInUse } from "../backend/Backend.js"
 import type { StepOptimizer } from "./FusedAdam.js"
 import { makeFusedAdam } from "./FusedAdam.js"
@@ -416,13 +416,7 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
     }
 
     const useBest = o.checkpoint === "best" && best !== undefined
-    const weights = useBest
-      ? best!.map((t, i) => ({
-          name: network.weightNames[i]!,
-          shape: [...t.shape],
-          values: new Float32Array(t.dataSync() as Float32Array)
-        }))
-      : networkWeights(network)
+    const weights = await (useBest ? readWeights(network, best!) : networkWeights(network))
     return {
       weights,
       info: {

@@ -98,9 +98,9 @@ describe("buildModel", () => {
     }
   })
 
-  it("the same seed gives the same weights; another seed others", () => {
+  it("the same seed gives the same weights; another seed others", async () => {
     const [a, b, c] = [buildModel(mlp, [20], 3, 7), buildModel(mlp, [20], 3, 7), buildModel(mlp, [20], 3, 8)]
-    const [wa, wb, wc] = [networkWeights(a), networkWeights(b), networkWeights(c)]
+    const [wa, wb, wc] = await Promise.all([networkWeights(a), networkWeights(b), networkWeights(c)])
     assert.isTrue(wa.every((w, i) => allClose(w.values, wb[i]!.values, 0)))
     assert.isFalse(allClose(wa[0]!.values, wc[0]!.values, 0))
     // He uniform bound for the first relu layer: sqrt(6 / 20).
@@ -128,7 +128,7 @@ describe("buildModel", () => {
 })
 
 describe("weights in and out", () => {
-  it("networkWeights -> loadNetwork reproduces the logits; predictLogits matches forward", () => {
+  it("networkWeights -> loadNetwork reproduces the logits; predictLogits matches forward", async () => {
     const net = buildModel(cnn, [64], 5, 3)
     const x = random(7 * 64, 6)
     const model: Model = {
@@ -137,28 +137,30 @@ describe("weights in and out", () => {
       spec: { type: "cnn", channels: [4, 6], dense: [10], imageShape: [8, 8, 1] },
       featureShape: [64],
       numClasses: 5,
-      weights: networkWeights(net),
+      weights: await networkWeights(net),
       info: {}
     }
     const expected = tf.tidy(() => net.forward(tf.tensor2d(x, [7, 64]), { training: false }).logits.dataSync()) as Float32Array
     const before = tf.memory().numTensors
-    const got = predictLogits(net, x, 7, 3) // batches of 3, 3, 1
+    const got = await predictLogits(net, x, 7, 3) // batches of 3, 3, 1
     assert.strictEqual(tf.memory().numTensors, before)
     assert.isTrue(allClose(got, expected))
     const loaded = loadNetwork(model)
-    assert.isTrue(allClose(predictLogits(loaded, x, 7), expected))
-    const feats = featuresOf(loaded, "conv2", x, 7, 4)
+    assert.isTrue(allClose(await predictLogits(loaded, x, 7), expected))
+    const feats = await featuresOf(loaded, "conv2", x, 7, 4)
     assert.strictEqual(feats.length, 7 * 24)
-    assert.throws(() => featuresOf(loaded, "conv9", x, 7), /Unknown layer "conv9"; this cnn has: conv1, conv2, hidden1, penultimate/)
+    let rejected: unknown
+    await featuresOf(loaded, "conv9", x, 7).catch((e: unknown) => (rejected = e))
+    assert.match(String(rejected), /Unknown layer "conv9"; this cnn has: conv1, conv2, hidden1, penultimate/)
     net.dispose()
     loaded.dispose()
     // `before` counted net's 8 variables; loaded's 8 came and went.
     assert.strictEqual(tf.memory().numTensors, before - 8)
   })
 
-  it("weights that do not fit the spec are rejected by name", () => {
+  it("weights that do not fit the spec are rejected by name", async () => {
     const net = buildModel(mlp, [20], 3, 1)
-    const weights = networkWeights(net)
+    const weights = await networkWeights(net)
     net.dispose()
     const before = tf.memory().numTensors
     assert.throws(() => networkFromWeights(mlp, [21], 3, weights), /hidden1\/kernel has shape \[20, 16\].*expected \[21, 16\]/)
@@ -169,13 +171,13 @@ describe("weights in and out", () => {
   it("mlp predictions agree between cpu and wasm", async () => {
     const x = random(9 * 20, 8)
     const cpu = buildModel(mlp, [20], 3, 1)
-    const weights = networkWeights(cpu)
-    const onCpu = predictLogits(cpu, x, 9)
+    const weights = await networkWeights(cpu)
+    const onCpu = await predictLogits(cpu, x, 9)
     cpu.dispose()
     await initBackend("wasm")
     try {
       const wasm = networkFromWeights(mlp, [20], 3, weights)
-      assert.isTrue(allClose(predictLogits(wasm, x, 9), onCpu, 1e-4))
+      assert.isTrue(allClose(await predictLogits(wasm, x, 9), onCpu, 1e-4))
       wasm.dispose()
     } finally {
       await initBackend("cpu")

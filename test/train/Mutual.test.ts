@@ -43,16 +43,16 @@ const options = (over: Partial<MutualOptions> = {}): MutualOptions => ({
 })
 
 /** Mean KL(student 0 || student 1) over the validation rows: how far apart the two students are. */
-const disagreement = (r: MutualResult): number => {
+const disagreement = async (r: MutualResult): Promise<number> => {
   const n = valSet.y.length
-  const logits = r.students.map((s, k) => {
+  const logits = await Promise.all(r.students.map(async (s, k) => {
     const net = networkFromWeights(students[k]!, [D], 3, s.weights)
     try {
-      return logSoftmaxRows(predictLogits(net, valSet.x, n), n, 3)
+      return logSoftmaxRows(await predictLogits(net, valSet.x, n), n, 3)
     } finally {
       net.dispose()
     }
-  })
+  }))
   let kl = 0
   for (let j = 0; j < n * 3; j++) kl += Math.exp(logits[0]![j]!) * (logits[0]![j]! - logits[1]![j]!)
   return kl / n
@@ -90,8 +90,8 @@ describe("trainMutual", () => {
   })
 
   it("the mimicry term pulls the students together", async () => {
-    const apart = disagreement(await trainMutual(options({ weight: 0 })))
-    const together = disagreement(await trainMutual(options({ weight: 3 })))
+    const apart = await disagreement(await trainMutual(options({ weight: 0 })))
+    const together = await disagreement(await trainMutual(options({ weight: 3 })))
     assert.isBelow(together, apart * 0.7, `KL between students: weight 3 ${together}, weight 0 ${apart}`)
   })
 
