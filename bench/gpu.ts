@@ -1,12 +1,17 @@
 /**
  * `npx tsx bench/gpu.ts`: the time of one Adam step of a 784-1200-1200-10 MLP at batch 1024 on the
- * tfjs `webgpu` backend (Dawn through the `webgpu` package), against PyTorch on CUDA when a CUDA
- * build of torch is there, and the CPU paths (Distillery native, PyTorch cpu) for scale. Each runs in
- * its own process. Needs a GPU with a Vulkan (Linux), Metal or D3D12 driver; without one the webgpu
- * row says what was missing. Writes bench/results/gpu-<time>.json.
+ * tfjs `webgpu` backend (Dawn through the `webgpu` package), with Distillery's optimizer (one fused
+ * dispatch per variable, src/train/WebGpuAdam.ts) and with tfjs's own Adam, against PyTorch on CUDA
+ * when a CUDA build of torch is there, and the CPU paths (Distillery native, PyTorch cpu) for scale.
+ * Each runs in its own process. For the webgpu rows it also prints the dispatches per step and the
+ * time JS spends recording a step ("issue"): a fixed cost per step that no GPU hides, and that can be
+ * measured without one (--software). Needs a GPU with a Vulkan (Linux), Metal or D3D12 driver;
+ * without one the webgpu rows say what was missing. Writes bench/results/gpu-<time>.json.
  *
- *   options: --steps N (timed steps, default 30)  --python /path/to/python3 (a CUDA torch; default
- *            /usr/bin/python3)  --no-cpu (skip the CPU rows)
+ *   options: --steps N (timed steps, default 30)  --batch N (default 1024)  --hidden 1200,1200
+ *            --python /path/to/python3 (a CUDA torch; default /usr/bin/python3)  --no-cpu (skip the
+ *            CPU rows)  --software (accept a software adapter such as Chromium's SwiftShader, added
+ *            to the Vulkan drivers; its step times mean nothing, its issue times and counts do)
  */
 import * as tf from "@tensorflow/tfjs"
 import { spawnSync } from "node:child_process"
@@ -17,26 +22,56 @@ import type { BackendName } from "../src/backend/Backend.js"
 import { backendInUse, initBackend } from "../src/backend/Backend.js"
 import { decodeModelSpec } from "../src/models/ModelSpec.js"
 import { buildModel } from "../src/models/Network.js"
+import type { StepOptimizer } from "../src/train/FusedAdam.js"
+import { makeOptimizer } from "../src/train/Trainer.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
-const sizes = [784, 1200, 1200, 10] as const
-const batch = 1024
-const flopsPerStep = 6 * batch * (784 * 1200 + 1200 * 1200 + 1200 * 10)
+const argv = process.argv.slice(2)
+const option = (name: string) => {
+  const i = argv.indexOf(`--${name}`)
+  return i >= 0 ? argv[i + 1] : undefined
+}
+const hidden = (option("hidden") ?? "1200,1200").split(",").map(Number)
+const sizes = [784, ...hidden, 10]
+const batch = Number(option("batch") ?? 1024)
+const flopsPerStep = 6 * batch * sizes.slice(1).reduce((sum, d, i) => sum + sizes[i]! * d, 0)
+const swiftShader = "/usr/lib/chromium/vk_swiftshader_icd.json"
 
 interface StepResult {
   readonly config: string
   readonly backend?: string
   readonly msPerStep?: number
+  /** Time JS spent recording a step, the GPU not waited for. */
+  readonly issueMsPerStep?: number
+  readonly dispatchesPerStep?: number
   readonly gflops?: number
   readonly peakRssMB?: number
   readonly error?: string
 }
 
-/** Child mode: times `steps` Adam steps on one backend and prints a StepResult as JSON. */
-const child = async (backend: BackendName, steps: number): Promise<void> => {
+/** Counts compute dispatches by wrapping the WebGPU pass encoder's method (webgpu only). */
+const countDispatches = (): (() => number) => {
+  const encoder = (globalThis as unknown as { GPUComputePassEncoder?: { prototype: Record<string, unknown> } }).GPUComputePassEncoder
+  if (encoder === undefined) return () => Number.NaN
+  const proto = encoder.prototype as { dispatchWorkgroups: (...a: Array<number>) => void }
+  const original = proto.dispatchWorkgroups
+  let count = 0
+  proto.dispatchWorkgroups = function (this: unknown, ...a: Array<number>) {
+    count++
+    return original.apply(this, a)
+  }
+  return () => count
+}
+
+/**
+ * Child mode: times `steps` Adam steps on one backend and prints a StepResult as JSON. `optimizer`:
+ * "distillery" is what the train node uses on that backend, "tfjs" tfjs's AdamOptimizer.
+ */
+const child = async (backend: BackendName, steps: number, optimizer: "distillery" | "tfjs"): Promise<void> => {
   await initBackend(backend)
-  const net = buildModel(decodeModelSpec({ type: "mlp", hidden: [1200, 1200] }), [784], 10, 1)
-  const opt: tf.Optimizer = tf.train.adam(1e-3)
+  const net = buildModel(decodeModelSpec({ type: "mlp", hidden }), [784], 10, 1)
+  const opt: tf.Optimizer | StepOptimizer = optimizer === "tfjs" ? tf.train.adam(1e-3) : makeOptimizer({ type: "adam", learningRate: 1e-3 })
+  const dispatched = countDispatches()
   const x = tf.randomUniform([batch, 784]) as tf.Tensor2D
   const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, "int32") as tf.Tensor1D, 10)
   const step = () =>
@@ -50,12 +85,17 @@ const child = async (backend: BackendName, steps: number): Promise<void> => {
     })
   // Warm-up: shader compilation and buffer pools on the GPU, JIT on the CPU.
   for (let i = 0; i < 5; i++) await step().data()
+  const d0 = dispatched()
   const t0 = performance.now()
+  let issue = 0
   let last: tf.Scalar | undefined
   for (let i = 0; i < steps; i++) {
     last?.dispose()
+    const s0 = performance.now()
     last = step()
+    issue += performance.now() - s0
   }
+  const dispatches = (dispatched() - d0) / steps
   await last!.data() // waits for the queue to drain
   const ms = (performance.now() - t0) / steps
   last!.dispose()
@@ -63,6 +103,7 @@ const child = async (backend: BackendName, steps: number): Promise<void> => {
     config: `distillery ${backend}`,
     backend: backendInUse(),
     msPerStep: ms,
+    ...(Number.isNaN(dispatches) ? {} : { issueMsPerStep: issue / steps, dispatchesPerStep: dispatches }),
     gflops: flopsPerStep / ms / 1e6,
     peakRssMB: process.resourceUsage().maxRSS / 1024
   }
@@ -82,33 +123,37 @@ const runJson = (cmd: string, args: ReadonlyArray<string>, config: string): Step
 }
 
 const main = async () => {
-  const argv = process.argv.slice(2)
-  const get = (name: string) => {
-    const i = argv.indexOf(`--${name}`)
-    return i >= 0 ? argv[i + 1] : undefined
+  const steps = Number(option("steps") ?? 30)
+  if (argv.includes("--software") && fs.existsSync(swiftShader)) {
+    process.env["VK_ADD_DRIVER_FILES"] = [process.env["VK_ADD_DRIVER_FILES"], swiftShader].filter((f) => f !== undefined && f !== "").join(":")
   }
-  const steps = Number(get("steps") ?? 30)
   if (argv[0] === "--child") {
-    return child(argv[1] as BackendName, steps).catch((e: unknown) => {
+    return child(argv[1] as BackendName, steps, argv[2] === "tfjs" ? "tfjs" : "distillery").catch((e: unknown) => {
       process.stdout.write(`${JSON.stringify({ error: e instanceof Error ? e.message : String(e) })}\n`)
       process.exit(1)
     })
   }
-  const python = get("python") ?? "/usr/bin/python3"
+  const python = option("python") ?? "/usr/bin/python3"
   const self = fileURLToPath(import.meta.url)
-  const node = (backend: string) =>
-    runJson(process.execPath, ["--import", "tsx", self, "--child", backend, "--steps", String(steps)], `distillery ${backend}`)
+  const passOn = ["--steps", String(steps), "--batch", String(batch), "--hidden", hidden.join(","), ...(argv.includes("--software") ? ["--software"] : [])]
+  const node = (backend: string, optimizer: "distillery" | "tfjs" = "distillery") =>
+    runJson(
+      process.execPath,
+      ["--import", "tsx", self, "--child", backend, optimizer, ...passOn],
+      optimizer === "tfjs" ? `tfjs ${backend} (tfjs Adam)` : `distillery ${backend}`
+    )
   const torch = (device: string) =>
-    runJson(python, [path.join(here, "torch_gpu.py"), device, String(steps)], `pytorch ${device}`)
-  const rows: Array<StepResult> = [node("webgpu"), torch("cuda")]
+    runJson(python, [path.join(here, "torch_gpu.py"), device, String(steps), String(batch), hidden.join(",")], `pytorch ${device}`)
+  const rows: Array<StepResult> = [node("webgpu"), node("webgpu", "tfjs"), torch("cuda")]
   if (!argv.includes("--no-cpu")) rows.push(node("native"), torch("cpu"))
-  console.log(`Adam step, MLP ${sizes.join("-")}, batch ${batch} (${(flopsPerStep / 1e9).toFixed(1)} GFLOP a step)\n`)
+  console.log(`Adam step, MLP ${sizes.join("-")}, batch ${batch} (${(flopsPerStep / 1e9).toFixed(2)} GFLOP a step)\n`)
   for (const r of rows) {
+    const issue = r.issueMsPerStep === undefined ? "" : `  issue ${r.issueMsPerStep.toFixed(2)} ms, ${r.dispatchesPerStep!.toFixed(0)} dispatches`
     console.log(
       r.error !== undefined
-        ? `${r.config.padEnd(22)} unavailable: ${r.error.slice(0, 200)}`
-        : `${r.config.padEnd(22)} ${r.msPerStep!.toFixed(2).padStart(9)} ms/step ${r.gflops!.toFixed(1).padStart(8)} GFLOP/s ` +
-            `${r.peakRssMB!.toFixed(0).padStart(6)} MB peak RSS  (${r.backend})`
+        ? `${r.config.padEnd(26)} unavailable: ${r.error.slice(0, 200)}`
+        : `${r.config.padEnd(26)} ${r.msPerStep!.toFixed(2).padStart(9)} ms/step ${r.gflops!.toFixed(1).padStart(8)} GFLOP/s ` +
+            `${r.peakRssMB!.toFixed(0).padStart(6)} MB peak RSS  (${r.backend})${issue}`
     )
   }
   const dir = path.join(here, "results")

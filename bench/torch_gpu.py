@@ -1,6 +1,6 @@
-"""PyTorch's side of bench/gpu.ts: ms per Adam step of a 784-1200-1200-10 MLP at batch 1024.
+"""PyTorch's side of bench/gpu.ts: ms per Adam step of an MLP (default 784-1200-1200-10, batch 1024).
 
-Usage: python3 torch_gpu.py cuda|cpu STEPS. Prints one JSON line (backend, msPerStep, gflops, peakRssMB),
+Usage: python3 torch_gpu.py cuda|cpu STEPS [BATCH] [HIDDEN, e.g. 1200,1200]. Prints one JSON line (backend, msPerStep, gflops, peakRssMB),
 or exits 1 saying why (no torch, or no CUDA device for a CPU-only torch such as Debian's).
 """
 import json
@@ -18,9 +18,13 @@ except ImportError:
 device, steps = sys.argv[1], int(sys.argv[2])
 if device == "cuda" and not torch.cuda.is_available():
     sys.exit(f"torch {torch.__version__} sees no CUDA device")
-batch = 1024
-flops = 6 * batch * (784 * 1200 + 1200 * 1200 + 1200 * 10)
-model = nn.Sequential(nn.Linear(784, 1200), nn.ReLU(), nn.Linear(1200, 1200), nn.ReLU(), nn.Linear(1200, 10)).to(device)
+batch = int(sys.argv[3]) if len(sys.argv) > 3 else 1024
+sizes = [784] + [int(h) for h in (sys.argv[4] if len(sys.argv) > 4 else "1200,1200").split(",")] + [10]
+flops = 6 * batch * sum(a * b for a, b in zip(sizes, sizes[1:]))
+layers = []
+for a, b in zip(sizes, sizes[1:]):
+    layers += [nn.Linear(a, b), nn.ReLU()]
+model = nn.Sequential(*layers[:-1]).to(device)
 opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
 x = torch.rand(batch, 784, device=device)
 y = torch.randint(0, 10, (batch,), device=device)

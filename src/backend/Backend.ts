@@ -187,11 +187,29 @@ const installNodeWebGpu = async (): Promise<GpuLike | undefined> => {
 const webgpuInstall =
   "The webgpu backend needs `npm install @tensorflow/tfjs-backend-webgpu@" + tf.version_core + " webgpu`."
 
+/** What an adapter says of itself; `software` for CPU implementations (SwiftShader, llvmpipe/lavapipe). */
+export interface WebGpuAdapter {
+  readonly description: string
+  readonly software: boolean
+}
+
+const describeAdapter = (adapter: unknown): WebGpuAdapter => {
+  const a = adapter as { info?: Record<string, unknown>; isFallbackAdapter?: boolean }
+  const info = a.info ?? {}
+  const words = ["vendor", "architecture", "device", "description"].map((k) => String(info[k] ?? "")).filter((w) => w !== "")
+  const description = [...new Set(words)].join(" ") || "unnamed adapter"
+  const software = a.isFallbackAdapter === true || info["isFallbackAdapter"] === true || /swiftshader|llvmpipe|lavapipe|software/i.test(description)
+  return { description, software }
+}
+
 /**
  * Probes for a WebGPU adapter and, when found, loads the tfjs webgpu backend. Never throws for absence:
- * says what was missing (the packages, a GPU or its driver).
+ * says what was missing (the packages, a GPU or its driver). A software adapter (a CPU implementation
+ * of Vulkan, far slower than the CPU backends) counts only with `allowSoftware`.
  */
-export const probeWebGpu = async (): Promise<{ ok: true } | { ok: false; reason: string; cause?: unknown }> => {
+export const probeWebGpu = async (
+  options: { readonly allowSoftware?: boolean } = {}
+): Promise<{ ok: true; adapter: WebGpuAdapter } | { ok: false; reason: string; cause?: unknown }> => {
   let gpu: GpuLike | undefined
   try {
     gpu = await installNodeWebGpu()
@@ -208,6 +226,10 @@ export const probeWebGpu = async (): Promise<{ ok: true } | { ok: false; reason:
   if (adapter === null || adapter === undefined) {
     return { ok: false, reason: "No WebGPU adapter was found (no GPU, or no Vulkan/Metal/D3D12 driver)." }
   }
+  const described = describeAdapter(adapter)
+  if (described.software && options.allowSoftware !== true) {
+    return { ok: false, reason: `The only WebGPU adapter is a software one (${described.description}), slower than the CPU backends.` }
+  }
   try {
     if ((await importOptional("@tensorflow/tfjs-backend-webgpu")) === undefined) return { ok: false, reason: webgpuInstall }
   } catch (cause) {
@@ -216,11 +238,12 @@ export const probeWebGpu = async (): Promise<{ ok: true } | { ok: false; reason:
   if (tf.findBackendFactory("webgpu") === null) {
     return { ok: false, reason: "@tensorflow/tfjs-backend-webgpu loaded but registered no webgpu backend." }
   }
-  return { ok: true }
+  return { ok: true, adapter: described }
 }
 
+/** Asked for by name, webgpu takes a software adapter too (slow, but it runs); `auto` does not. */
 const initWebGpu = async (): Promise<string> => {
-  const probe = await probeWebGpu()
+  const probe = await probeWebGpu({ allowSoftware: true })
   if (!probe.ok) throw fail("webgpu", probe.reason, probe.cause)
   if (!(await setAndReady("webgpu"))) throw fail("webgpu", "The webgpu backend failed to initialise.")
   return "webgpu"

@@ -25,8 +25,9 @@ import { divergencePerExample, hardLabelCrossEntropy, temperatureFactor } from "
 import type { ModelSpec } from "../models/ModelSpec.js"
 import type { Network } from "../models/Network.js"
 import { buildModel, networkWeights, readWeights } from "../models/Network.js"
+import type { StepOptimizer } from "./FusedAdam.js"
 import type { BatchReport, OptimizerOptions } from "./Trainer.js"
-import { disposeOptimizer, evaluate } from "./Trainer.js"
+import { disposeOptimizer, evaluate, makeOptimizer } from "./Trainer.js"
 
 export interface MutualOptions {
   /** One spec per student, K >= 2; student k is initialised from deriveSeed(seed, "student", k). */
@@ -99,12 +100,6 @@ const abortReason = (signal: AbortSignal): unknown => {
   return e
 }
 
-const makeOptimizer = (o: OptimizerOptions): tf.Optimizer => {
-  if (o.type === "adam") return tf.train.adam(o.learningRate, o.beta1 ?? 0.9, o.beta2 ?? 0.999, o.epsilon ?? 1e-7)
-  const momentum = o.momentum ?? 0
-  return momentum > 0 ? tf.train.momentum(o.learningRate, momentum, o.nesterov ?? false) : tf.train.sgd(o.learningRate)
-}
-
 /** Trains the students together and returns each one's weights, the best one and the per-epoch history. */
 export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
   const K = o.students.length
@@ -139,7 +134,7 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
     return t
   }
   const nets: Array<Network> = []
-  const optimizers: Array<tf.Optimizer> = []
+  const optimizers: Array<tf.Optimizer | StepOptimizer> = []
   const best: Array<Array<tf.Tensor> | undefined> = o.students.map(() => undefined)
   let lossSums: tf.Tensor1D | undefined
   try {

@@ -1,13 +1,22 @@
 import { assert, afterAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
+import * as fs from "node:fs"
 import { BackendError, initBackend, probeWebGpu } from "../../src/backend/Backend.js"
 import { makeRng } from "../../src/domain/Random.js"
 import { decodeModelSpec } from "../../src/models/ModelSpec.js"
 import type { TrainOptions } from "../../src/train/Trainer.js"
-import { train } from "../../src/train/Trainer.js"
+import { disposeOptimizer, makeOptimizer, train } from "../../src/train/Trainer.js"
 
-// Probed once: with no GPU (as on CI) the suite below is skipped and the reason printed.
-const probe = await probeWebGpu()
+// Without a GPU, Chromium's SwiftShader (a software Vulkan driver; .ci/run installs chromium and the
+// Vulkan loader) is added to the drivers the loader knows, so these tests run on CI too. Added, not
+// replacing: a real GPU's driver is still found first. Must happen before Dawn's first adapter request.
+const swiftShader = "/usr/lib/chromium/vk_swiftshader_icd.json"
+if (fs.existsSync(swiftShader)) {
+  process.env["VK_ADD_DRIVER_FILES"] = [process.env["VK_ADD_DRIVER_FILES"], swiftShader].filter((f) => f !== undefined && f !== "").join(":")
+}
+
+// Probed once: with no adapter at all the suite below is skipped and the reason printed.
+const probe = await probeWebGpu({ allowSoftware: true })
 if (!probe.ok) console.warn(`skipping the webgpu tests: ${probe.reason}`)
 
 const random = (n: number, seed: number): Float32Array => {
@@ -35,9 +44,60 @@ describe.skipIf(!probe.ok)("webgpu", () => {
     await initBackend("cpu")
   })
 
-  it("initBackend('webgpu') and auto choose it (without tfjs-node)", async () => {
+  it("initBackend('webgpu') takes the adapter; auto takes it only when it is not a software one", async () => {
     assert.strictEqual(await initBackend("webgpu"), "webgpu")
     assert.strictEqual(tf.getBackend(), "webgpu")
+    const strict = await probeWebGpu()
+    if (probe.ok && probe.adapter.software) {
+      assert.isFalse(strict.ok)
+      assert.include(strict.ok ? "" : strict.reason, "software")
+      assert.include(["native", "wasm"], await initBackend("auto"))
+    } else {
+      assert.strictEqual(await initBackend("auto"), "webgpu")
+    }
+  })
+
+  it("fused Adam: one dispatch per variable, the same values as tfjs's Adam, clones untouched", async () => {
+    await initBackend("webgpu")
+    const init = [random(40 * 7, 11), random(7, 12)]
+    const target = [random(40 * 7, 13), random(7, 14)]
+    const pass = (globalThis as unknown as { GPUComputePassEncoder: { prototype: { dispatchWorkgroups: (...a: Array<number>) => void } } })
+      .GPUComputePassEncoder.prototype
+    const dispatch = pass.dispatchWorkgroups
+    const run = async (fused: boolean) => {
+      const start = tf.memory().numTensors
+      const initial = init.map((v, i) => tf.tensor(v, i === 0 ? [40, 7] : [7]))
+      const vars = initial.map((t, i) => tf.variable(t, true, `adam-test-${fused}-${i}`))
+      tf.dispose(initial)
+      const goals = target.map((v, i) => tf.tensor(v, i === 0 ? [40, 7] : [7]))
+      const opt = fused ? makeOptimizer({ type: "adam", learningRate: 0.05 }) : tf.train.adam(0.05, 0.9, 0.999, 1e-7)
+      const firstClone = tf.clone(vars[0]!)
+      const firstValues = Float32Array.from(await firstClone.data())
+      let dispatches = 0
+      for (let s = 0; s < 5; s++) {
+        const { value, grads } = tf.variableGrads(() => tf.addN(vars.map((v, i) => tf.sum(tf.square(tf.sub(v, goals[i]!))))) as tf.Scalar, vars)
+        let count = 0
+        pass.dispatchWorkgroups = function (this: unknown, ...a: Array<number>) {
+          count++
+          return dispatch.apply(this, a)
+        }
+        opt.applyGradients(grads)
+        pass.dispatchWorkgroups = dispatch
+        dispatches = count
+        tf.dispose([value, ...Object.values(grads)])
+      }
+      const values = await Promise.all(vars.map(async (v) => Float32Array.from(await v.data())))
+      assert.deepStrictEqual(Float32Array.from(await firstClone.data()), firstValues)
+      disposeOptimizer(opt)
+      tf.dispose([...vars, ...goals, firstClone])
+      assert.strictEqual(tf.memory().numTensors, start)
+      return { values, dispatches }
+    }
+    const fused = await run(true)
+    const plain = await run(false)
+    assert.strictEqual(fused.dispatches, 2)
+    assert.isAbove(plain.dispatches, 10)
+    fused.values.forEach((v, i) => v.forEach((x, j) => assert.approximately(x, plain.values[i]![j]!, 1e-5)))
   })
 
   it("matrix products (all transposes) match cpu", async () => {
