@@ -1,6 +1,9 @@
 import { assert, afterAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
+import { execFile } from "node:child_process"
 import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { BackendError, initBackend, probeWebGpu } from "../../src/backend/Backend.js"
 import { makeRng } from "../../src/domain/Random.js"
 import { decodeModelSpec } from "../../src/models/ModelSpec.js"
@@ -149,5 +152,25 @@ describe.skipIf(!probe.ok)("webgpu", () => {
     assert.strictEqual(tf.memory().numTensors, before)
     assert.strictEqual(gpu.info.backend, "webgpu")
     gpu.history.forEach((h, i) => assert.approximately(h.trainLoss, plain.history[i]!.trainLoss, 1e-2))
+  })
+
+  it("the CLI runs a pipeline on webgpu and records the backend", async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "distillery-webgpu-"))
+    // The two-moons pipeline cut to 2 epochs a training: a software adapter is slow.
+    const file = path.join(dir, "moons.yaml")
+    fs.writeFileSync(file, fs.readFileSync("pipelines/two-moons-kd.yaml", "utf8").replace(/epochs: 30/g, "epochs: 2"))
+    const store = path.join(dir, "store")
+    const cli = (...args: Array<string>) =>
+      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
+        execFile(process.execPath, ["--import", "tsx", "src/bin.ts", ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } }, (error, stdout, stderr) =>
+          resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr })
+        )
+      )
+    const run = await cli("run", file, "--store", store, "--backend", "webgpu")
+    assert.strictEqual(run.code, 0, run.stderr)
+    assert.match(run.stdout, /9 nodes, 9 executed, 0 cached/)
+    assert.match(run.stdout, /eval_student\s+student\s+0\.\d+/)
+    const backend = await cli("query", "SELECT backend FROM runs", "--store", store, "--format", "csv")
+    assert.strictEqual(backend.stdout.trim().split(/\r?\n/)[1], "webgpu")
   })
 })
