@@ -5,7 +5,8 @@
  * when a CUDA build of torch is there, and the CPU paths (Distillery native, PyTorch cpu) for scale.
  * Each runs in its own process. For the webgpu rows it also prints the dispatches per step and the
  * time JS spends recording a step ("issue"): a fixed cost per step that no GPU hides, and that can be
- * measured without one (--software). Needs a GPU with a Vulkan (Linux), Metal or D3D12 driver;
+ * measured without one (--software). The "fused" row is src/train/WebGpuMlp.ts: the whole step in our
+ * own WGSL kernels, tfjs bypassed. Needs a GPU with a Vulkan (Linux), Metal or D3D12 driver;
  * without one the webgpu rows say what was missing. Writes bench/results/gpu-<time>.json.
  *
  *   options: --steps N (timed steps, default 30)  --batch N (default 1024)  --hidden 1200,1200
@@ -24,6 +25,7 @@ import { decodeModelSpec } from "../src/models/ModelSpec.js"
 import { buildModel } from "../src/models/Network.js"
 import type { StepOptimizer } from "../src/train/FusedAdam.js"
 import { makeOptimizer } from "../src/train/Trainer.js"
+import { timeFusedMlpStep } from "../src/train/WebGpuMlp.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const argv = process.argv.slice(2)
@@ -67,8 +69,24 @@ const countDispatches = (): (() => number) => {
  * Child mode: times `steps` Adam steps on one backend and prints a StepResult as JSON. `optimizer`:
  * "distillery" is what the train node uses on that backend, "tfjs" tfjs's AdamOptimizer.
  */
-const child = async (backend: BackendName, steps: number, optimizer: "distillery" | "tfjs"): Promise<void> => {
+const child = async (backend: BackendName, steps: number, optimizer: "distillery" | "tfjs" | "fused"): Promise<void> => {
   await initBackend(backend)
+  if (optimizer === "fused") {
+    const dispatched = countDispatches()
+    const timing = await timeFusedMlpStep({ hidden, inputSize: 784, numClasses: 10, batchSize: batch, steps })
+    const counted = dispatched() / (steps + 5)
+    const result: StepResult = {
+      config: "distillery webgpu fused MLP step",
+      backend: backendInUse(),
+      msPerStep: timing.msPerStep,
+      issueMsPerStep: timing.issueMsPerStep,
+      dispatchesPerStep: Number.isNaN(counted) ? timing.dispatchesPerStep : counted,
+      gflops: flopsPerStep / timing.msPerStep / 1e6,
+      peakRssMB: process.resourceUsage().maxRSS / 1024
+    }
+    process.stdout.write(`${JSON.stringify(result)}\n`)
+    process.exit(0)
+  }
   const net = buildModel(decodeModelSpec({ type: "mlp", hidden }), [784], 10, 1)
   const opt: tf.Optimizer | StepOptimizer = optimizer === "tfjs" ? tf.train.adam(1e-3) : makeOptimizer({ type: "adam", learningRate: 1e-3 })
   const dispatched = countDispatches()
@@ -128,7 +146,8 @@ const main = async () => {
     process.env["VK_ADD_DRIVER_FILES"] = [process.env["VK_ADD_DRIVER_FILES"], swiftShader].filter((f) => f !== undefined && f !== "").join(":")
   }
   if (argv[0] === "--child") {
-    return child(argv[1] as BackendName, steps, argv[2] === "tfjs" ? "tfjs" : "distillery").catch((e: unknown) => {
+    const optimizer = argv[2] === "tfjs" || argv[2] === "fused" ? argv[2] : "distillery"
+    return child(argv[1] as BackendName, steps, optimizer).catch((e: unknown) => {
       process.stdout.write(`${JSON.stringify({ error: e instanceof Error ? e.message : String(e) })}\n`)
       process.exit(1)
     })
@@ -136,23 +155,23 @@ const main = async () => {
   const python = option("python") ?? "/usr/bin/python3"
   const self = fileURLToPath(import.meta.url)
   const passOn = ["--steps", String(steps), "--batch", String(batch), "--hidden", hidden.join(","), ...(argv.includes("--software") ? ["--software"] : [])]
-  const node = (backend: string, optimizer: "distillery" | "tfjs" = "distillery") =>
+  const node = (backend: string, optimizer: "distillery" | "tfjs" | "fused" = "distillery") =>
     runJson(
       process.execPath,
       ["--import", "tsx", self, "--child", backend, optimizer, ...passOn],
-      optimizer === "tfjs" ? `tfjs ${backend} (tfjs Adam)` : `distillery ${backend}`
+      optimizer === "tfjs" ? `tfjs ${backend} (tfjs Adam)` : optimizer === "fused" ? `distillery ${backend} fused MLP step` : `distillery ${backend}`
     )
   const torch = (device: string) =>
     runJson(python, [path.join(here, "torch_gpu.py"), device, String(steps), String(batch), hidden.join(",")], `pytorch ${device}`)
-  const rows: Array<StepResult> = [node("webgpu"), node("webgpu", "tfjs"), torch("cuda")]
+  const rows: Array<StepResult> = [node("webgpu"), node("webgpu", "tfjs"), node("webgpu", "fused"), torch("cuda")]
   if (!argv.includes("--no-cpu")) rows.push(node("native"), torch("cpu"))
   console.log(`Adam step, MLP ${sizes.join("-")}, batch ${batch} (${(flopsPerStep / 1e9).toFixed(2)} GFLOP a step)\n`)
   for (const r of rows) {
     const issue = r.issueMsPerStep === undefined ? "" : `  issue ${r.issueMsPerStep.toFixed(2)} ms, ${r.dispatchesPerStep!.toFixed(0)} dispatches`
     console.log(
       r.error !== undefined
-        ? `${r.config.padEnd(26)} unavailable: ${r.error.slice(0, 200)}`
-        : `${r.config.padEnd(26)} ${r.msPerStep!.toFixed(2).padStart(9)} ms/step ${r.gflops!.toFixed(1).padStart(8)} GFLOP/s ` +
+        ? `${r.config.padEnd(34)} unavailable: ${r.error.slice(0, 200)}`
+        : `${r.config.padEnd(34)} ${r.msPerStep!.toFixed(2).padStart(9)} ms/step ${r.gflops!.toFixed(1).padStart(8)} GFLOP/s ` +
             `${r.peakRssMB!.toFixed(0).padStart(6)} MB peak RSS  (${r.backend})${issue}`
     )
   }

@@ -197,6 +197,7 @@ export const TrainKind = defineKind({
               ...(soft !== undefined ? { teacher: teacherTargets(soft) } : {}),
               loss: (studentLogits: tf.Tensor2D, y: tf.Tensor1D, teacher?: Parameters<TrainOptions["loss"]>[2]) =>
                 objectiveLoss(objective, studentLogits, y, teacher),
+              ...(extra === undefined ? { objective } : {}),
               optimizer: params.optimizer,
               batchSize: params.batchSize,
               epochs: params.epochs,

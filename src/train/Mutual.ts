@@ -27,6 +27,7 @@ import type { Network } from "../models/Network.js"
 import { buildModel, networkWeights, readWeights } from "../models/Network.js"
 import type { StepOptimizer } from "./FusedAdam.js"
 import type { BatchReport, OptimizerOptions } from "./Trainer.js"
+import { nextTick, throwIfAborted } from "./Loop.js"
 import { disposeOptimizer, evaluate, makeOptimizer } from "./Trainer.js"
 
 export interface MutualOptions {
@@ -91,15 +92,6 @@ export interface MutualResult {
   readonly history: ReadonlyArray<MutualEpochReport>
 }
 
-const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
-
-const abortReason = (signal: AbortSignal): unknown => {
-  if (signal.reason !== undefined) return signal.reason
-  const e = new Error("Training was aborted")
-  e.name = "AbortError"
-  return e
-}
-
 /** Trains the students together and returns each one's weights, the best one and the per-epoch history. */
 export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
   const K = o.students.length
@@ -110,7 +102,7 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
   if (o.train.x.length !== n * d) throw new Error(`train.x has ${o.train.x.length} values; expected ${n} rows x ${d}`)
   if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new Error(`batchSize must be a positive integer, got ${o.batchSize}`)
   if (!(Number.isInteger(o.epochs) && o.epochs >= 1)) throw new Error(`epochs must be a positive integer, got ${o.epochs}`)
-  if (o.signal?.aborted) throw abortReason(o.signal)
+  throwIfAborted(o.signal)
   const started = performance.now()
   const batches = Math.ceil(n / o.batchSize)
   const reportEvery = Math.max(1, Math.floor(o.onBatchEvery ?? 10))
@@ -192,7 +184,7 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
       lossSums = tf.zeros([K])
       try {
         for (let b = 0; b < batches; b++) {
-          if (o.signal?.aborted) throw abortReason(o.signal)
+          throwIfAborted(o.signal)
           const start = b * o.batchSize
           const next = step(perm, start, Math.min(o.batchSize, n - start), epoch, b, lossSums)
           lossSums.dispose()
@@ -205,7 +197,7 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
       } finally {
         perm.dispose()
       }
-      if (o.signal?.aborted) throw abortReason(o.signal)
+      throwIfAborted(o.signal)
       const trainLosses = Array.from((await lossSums.data()) as Float32Array, (s) => s / n)
       lossSums.dispose()
       lossSums = undefined

@@ -13,13 +13,17 @@ import * as tf from "@tensorflow/tfjs"
 import type { Model, Weight } from "../domain/Artifact.js"
 import { featureSize } from "../domain/Artifact.js"
 import { deriveSeed, makeRng, permutation } from "../domain/Random.js"
+import type { ObjectiveSpec } from "../losses/Objective.js"
 import type { ModelSpec } from "../models/ModelSpec.js"
 import type { Network } from "../models/Network.js"
 import { buildModel, networkFromWeights, networkWeights, readWeights } from "../models/Network.js"
 import { activeNativeKernels, backendInUse } from "../backend/Backend.js"
 import type { StepOptimizer } from "./FusedAdam.js"
 import { makeFusedAdam } from "./FusedAdam.js"
-import { isWebGpuBackend, makeWebGpuAdam } from "./WebGpuAdam.js"
+import { makeEpochBook, nextTick, throwIfAborted } from "./Loop.js"
+import { isWebGpuBackend } from "../backend/WebGpu.js"
+import { makeWebGpuAdam } from "./WebGpuAdam.js"
+import { trainMlpOnWebGpu } from "./WebGpuMlp.js"
 
 /** Per-row teacher targets for the whole training set, aligned with its rows. */
 export type TeacherTargets =
@@ -93,6 +97,11 @@ export interface TrainOptions {
    * targets -> a scalar to minimise. Called inside a gradient tape and a tidy.
    */
   readonly loss: (studentLogits: tf.Tensor2D, labels: tf.Tensor1D, teacher?: TeacherBatch) => tf.Scalar
+  /**
+   * The objective `loss` implements, when it is a plain ObjectiveSpec; lets a backend-specific fast
+   * path compute it itself.
+   */
+  readonly objective?: ObjectiveSpec
   readonly optimizer: OptimizerOptions
   readonly batchSize: number
   readonly epochs: number
@@ -150,17 +159,6 @@ export interface TrainResult {
   readonly weights: Array<Weight>
   readonly info: TrainInfo
   readonly history: Array<EpochReport>
-}
-
-type Metric = "val_loss" | "val_accuracy" | "train_loss"
-
-const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
-
-const abortReason = (signal: AbortSignal): unknown => {
-  if (signal.reason !== undefined) return signal.reason
-  const e = new Error("Training was aborted")
-  e.name = "AbortError"
-  return e
 }
 
 const check = (cond: boolean, message: () => string): void => {
@@ -267,7 +265,7 @@ export const evaluate = async (
       sums.dispose()
       sums = next
       await nextTick()
-      if (signal?.aborted) throw abortReason(signal)
+      throwIfAborted(signal)
     }
     const [ce, correct, count] = (await sums.data()) as Float32Array
     return count! > 0 ? { loss: ce! / count!, accuracy: correct! / count! } : undefined
@@ -280,14 +278,17 @@ export const evaluate = async (
 export const train = async (o: TrainOptions): Promise<TrainResult> => {
   const d = featureSize(o.featureShape)
   validate(o, d)
-  if (o.signal?.aborted) throw abortReason(o.signal)
+  if (o.objective !== undefined) {
+    const fast = await trainMlpOnWebGpu(o)
+    if (fast !== undefined) return fast
+  }
+  throwIfAborted(o.signal)
   const started = performance.now()
   const n = o.train.y.length
   const batches = Math.ceil(n / o.batchSize)
   const reportEvery = Math.max(1, Math.floor(o.onBatchEvery ?? 10))
   const evalBatch = Math.max(1, o.evalBatchSize ?? 512)
-  const metric: Metric = o.validation === undefined || o.validation.y.length === 0 ? "train_loss" : (o.earlyStopping?.metric ?? "val_loss")
-  const better = (a: number, b: number) => (metric === "val_accuracy" ? a > b : a < b)
+  const book = makeEpochBook(o)
 
   const owned: Array<tf.Tensor> = []
   const own = <T extends tf.Tensor>(t: T): T => {
@@ -314,7 +315,7 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
     const teacher = o.teacher === undefined ? undefined : uploadTeacher(o.teacher, n, o.numClasses)
     if (teacher !== undefined) owned.push(...teacher.tensors)
     const val =
-      metric === "train_loss"
+      book.metric === "train_loss"
         ? undefined
         : {
             x: own(tf.tensor2d(o.validation!.x, [o.validation!.y.length, d])),
@@ -354,13 +355,6 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
         return tf.add(sum, tf.mul(value, rows))
       })
 
-    const history: Array<EpochReport> = []
-    let bestEpoch = 0
-    let bestValue = Number.NaN
-    let sinceBest = 0
-    let stoppedEarly = false
-    let epochsRun = 0
-
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const epochStart = performance.now()
       // (N) this epoch's order: its own stream, so resuming at epoch e would reproduce it.
@@ -368,7 +362,7 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
       lossSum = tf.scalar(0)
       try {
         for (let b = 0; b < batches; b++) {
-          if (o.signal?.aborted) throw abortReason(o.signal)
+          throwIfAborted(o.signal)
           const start = b * o.batchSize
           const next = step(perm, start, Math.min(o.batchSize, n - start), deriveSeed(o.seed, "dropout", epoch, b), lossSum)
           lossSum.dispose()
@@ -376,66 +370,33 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
           if (o.onBatch !== undefined && ((b + 1) % reportEvery === 0 || b + 1 === batches)) {
             o.onBatch({ epoch, batch: b + 1, batches })
           }
-          // Lets timers, I/O and signal handlers run between steps.
           await nextTick()
         }
       } finally {
         perm.dispose()
       }
-      if (o.signal?.aborted) throw abortReason(o.signal)
+      throwIfAborted(o.signal)
       const trainLoss = ((await lossSum.data()) as Float32Array)[0]! / n
       lossSum.dispose()
       lossSum = undefined
       const trainSeconds = (performance.now() - epochStart) / 1000
       const v = val === undefined ? undefined : await evaluate(network, val.x, val.y, evalBatch, o.signal)
-      epochsRun = epoch
-      const report: EpochReport = {
+      const { best: improved, stop } = book.record({
         epoch,
-        epochs: o.epochs,
         trainLoss,
-        ...(v !== undefined ? { valLoss: v.loss, valAccuracy: v.accuracy } : {}),
-        seconds: (performance.now() - epochStart) / 1000,
-        examplesPerSecond: n / trainSeconds
+        ...(v !== undefined ? { validation: v } : {}),
+        started: epochStart,
+        trainSeconds
+      })
+      if (improved && o.checkpoint === "best") {
+        tf.dispose(best)
+        best = variables.map((x) => tf.keep(tf.clone(x)))
       }
-      history.push(report)
-
-      const value = metric === "train_loss" ? trainLoss : metric === "val_loss" ? v?.loss : v?.accuracy
-      if (value !== undefined && Number.isFinite(value) && (bestEpoch === 0 || better(value, bestValue))) {
-        bestEpoch = epoch
-        bestValue = value
-        sinceBest = 0
-        if (o.checkpoint === "best") {
-          tf.dispose(best)
-          best = variables.map((x) => tf.keep(tf.clone(x)))
-        }
-      } else {
-        sinceBest++
-      }
-      o.onEpoch?.(report)
-      if (o.earlyStopping !== undefined && sinceBest >= o.earlyStopping.patience && epoch < o.epochs) {
-        stoppedEarly = true
-        break
-      }
+      if (stop) break
     }
 
-    const useBest = o.checkpoint === "best" && best !== undefined
-    const weights = await (useBest ? readWeights(network, best!) : networkWeights(network))
-    return {
-      weights,
-      info: {
-        checkpoint: o.checkpoint,
-        epoch: useBest ? bestEpoch : epochsRun,
-        epochs: o.epochs,
-        epochsRun,
-        bestEpoch,
-        selectedOn: metric,
-        bestValue,
-        stoppedEarly,
-        backend: backendInUse(),
-        seconds: (performance.now() - started) / 1000
-      },
-      history
-    }
+    const weights = await (book.useBest() ? readWeights(network, best!) : networkWeights(network))
+    return { weights, info: book.info(backendInUse(), started), history: book.history }
   } finally {
     lossSum?.dispose()
     tf.dispose(best)

@@ -11,45 +11,11 @@
  * in order with its kernels.
  */
 import * as tf from "@tensorflow/tfjs"
+import type { GpuBuffer } from "../backend/WebGpu.js"
+import { gpuUsage as usage, maxWorkgroups, webGpuBackend } from "../backend/WebGpu.js"
 import type { AdamHyper, StepOptimizer } from "./FusedAdam.js"
 
-/** The parts of tfjs-backend-webgpu's WebGPUBackend (4.22) that recording a dispatch touches. */
-interface WebGpuBackendLike {
-  readonly device: GpuDevice
-  readonly tensorMap: { get(dataId: object): { resource: unknown } | undefined }
-  commandEncoder: { beginComputePass(descriptor: object): GpuPass } | null
-  computePassEncoder: GpuPass | null
-  dispatchCountInPass: number
-  readonly commandQueueOwnedIds: { add(dataId: object): void }
-  ensureCommandEncoderReady(): void
-  endComputePassEncoder(): void
-  submitQueue(): void
-  uploadToGPU(dataId: object): void
-  makeTensorInfo(shape: Array<number>, dtype: "float32"): tf.TensorInfo
-  makeUniforms(uniforms: Array<{ type: "float32" | "uint32"; data: Array<number> }>): object
-}
-
-interface GpuPass {
-  setPipeline(pipeline: unknown): void
-  setBindGroup(index: number, group: unknown): void
-  dispatchWorkgroups(x: number, y?: number, z?: number): void
-}
-
-interface GpuBuffer {
-  destroy(): void
-}
-
-interface GpuDevice {
-  createShaderModule(d: { code: string }): unknown
-  createComputePipeline(d: object): { getBindGroupLayout(i: number): unknown }
-  createBindGroup(d: object): unknown
-  createBuffer(d: { size: number; usage: number }): GpuBuffer
-}
-
-const usage = { copySrc: 0x4, copyDst: 0x8, storage: 0x80 } as const
 const workgroupSize = 256
-/** The WebGPU minimum for maxComputeWorkgroupsPerDimension; larger variables loop (grid stride). */
-const maxGroups = 65535
 
 const shader = /* wgsl */ `
 struct Hyper { h : vec4<f32>, c : vec2<f32>, n : u32 }
@@ -75,15 +41,8 @@ fn main(@builtin(global_invocation_id) id : vec3<u32>, @builtin(num_workgroups) 
 }
 `
 
-/** True when the active tfjs backend is tfjs-backend-webgpu's, with the internals this file uses. */
-export const isWebGpuBackend = (): boolean => {
-  if (tf.getBackend() !== "webgpu") return false
-  const b = tf.backend() as unknown as Partial<WebGpuBackendLike>
-  return b.device !== undefined && typeof b.makeUniforms === "function" && typeof b.uploadToGPU === "function"
-}
-
 export const makeWebGpuAdam = (h: AdamHyper): StepOptimizer => {
-  const backend = tf.backend() as unknown as WebGpuBackendLike
+  const backend = webGpuBackend()
   const device = backend.device
   const pipeline = device.createComputePipeline({
     layout: "auto",
@@ -132,7 +91,7 @@ export const makeWebGpuAdam = (h: AdamHyper): StepOptimizer => {
         backend.computePassEncoder ??= backend.commandEncoder!.beginComputePass({})
         backend.computePassEncoder.setPipeline(pipeline)
         backend.computePassEncoder.setBindGroup(0, group)
-        backend.computePassEncoder.dispatchWorkgroups(Math.min(maxGroups, Math.ceil(variable.size / workgroupSize)))
+        backend.computePassEncoder.dispatchWorkgroups(Math.min(maxWorkgroups, Math.ceil(variable.size / workgroupSize)))
         backend.dispatchCountInPass++
         if (backend.dispatchCountInPass >= (tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number)) {
           backend.endComputePassEncoder()

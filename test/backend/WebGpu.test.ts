@@ -9,18 +9,9 @@ import { makeRng } from "../../src/domain/Random.js"
 import { decodeModelSpec } from "../../src/models/ModelSpec.js"
 import type { TrainOptions } from "../../src/train/Trainer.js"
 import { disposeOptimizer, makeOptimizer, train } from "../../src/train/Trainer.js"
+import { probeTestAdapter } from "../fixtures/webgpu.js"
 
-// Without a GPU, Chromium's SwiftShader (a software Vulkan driver; .ci/run installs chromium and the
-// Vulkan loader) is added to the drivers the loader knows, so these tests run on CI too. Added, not
-// replacing: a real GPU's driver is still found first. Must happen before Dawn's first adapter request.
-const swiftShader = "/usr/lib/chromium/vk_swiftshader_icd.json"
-if (fs.existsSync(swiftShader)) {
-  process.env["VK_ADD_DRIVER_FILES"] = [process.env["VK_ADD_DRIVER_FILES"], swiftShader].filter((f) => f !== undefined && f !== "").join(":")
-}
-
-// Probed once: with no adapter at all the suite below is skipped and the reason printed.
-const probe = await probeWebGpu({ allowSoftware: true })
-if (!probe.ok) console.warn(`skipping the webgpu tests: ${probe.reason}`)
+const probe = await probeTestAdapter("webgpu tests")
 
 const random = (n: number, seed: number): Float32Array => {
   const rng = makeRng(seed)
