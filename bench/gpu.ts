@@ -24,7 +24,11 @@ import { backendInUse, initBackend } from "../src/backend/Backend.js"
 import { decodeModelSpec } from "../src/models/ModelSpec.js"
 import { buildModel } from "../src/models/Network.js"
 import type { StepOptimizer } from "../src/train/FusedAdam.js"
-import { makeOptimizer } from "../src/train/Trainer.js"
+import type { TrainOptions } from "../src/train/Trainer.js"
+import { makeOptimizer, train } from "../src/train/Trainer.js"
+import { objectiveLoss, ObjectiveSpec } from "../src/losses/Objective.js"
+import { makeRng } from "../src/domain/Random.js"
+import { Schema } from "effect"
 import { timeFusedMlpStep } from "../src/train/WebGpuMlp.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
@@ -140,10 +144,51 @@ const runJson = (cmd: string, args: ReadonlyArray<string>, config: string): Step
   }
 }
 
+/**
+ * Child mode "check": the fused step against the tfjs path on the same seed (a 784-64-32-10 MLP, 3
+ * epochs of 1,024 random rows with teacher logits and forward KL), so a GPU's numbers come with proof
+ * that the fused kernels compute the same training there. Prints the largest weight difference and
+ * the largest relative difference of the epoch losses.
+ */
+const check = async (): Promise<void> => {
+  await initBackend("webgpu")
+  const rng = makeRng(5)
+  const n = 1024
+  const objective = Schema.decodeSync(ObjectiveSpec)({ divergence: "forward_kl", temperature: 4, alpha: 0.7 })
+  const o: TrainOptions = {
+    spec: decodeModelSpec({ type: "mlp", hidden: [64, 32] }),
+    featureShape: [784],
+    numClasses: 10,
+    train: { x: Float32Array.from({ length: n * 784 }, () => rng.next()), y: Int32Array.from({ length: n }, () => rng.int(10)) },
+    teacher: { logits: Float32Array.from({ length: n * 10 }, () => 3 * rng.normal()) },
+    objective,
+    loss: (s, y, t) => objectiveLoss(objective, s, y, t),
+    optimizer: { type: "adam", learningRate: 1e-3 },
+    batchSize: 128,
+    epochs: 3,
+    seed: 1,
+    checkpoint: "last"
+  }
+  const fused = await train(o)
+  process.env["DISTILLERY_WEBGPU_FUSED"] = "0"
+  const plain = await train(o)
+  let weight = 0
+  fused.weights.forEach((w, i) => w.values.forEach((v, j) => (weight = Math.max(weight, Math.abs(v - plain.weights[i]!.values[j]!)))))
+  const loss = Math.max(...fused.history.map((h, i) => Math.abs(h.trainLoss - plain.history[i]!.trainLoss) / Math.abs(plain.history[i]!.trainLoss)))
+  process.stdout.write(`${JSON.stringify({ maxWeightDifference: weight, maxRelativeLossDifference: loss })}\n`)
+  process.exit(0)
+}
+
 const main = async () => {
   const steps = Number(option("steps") ?? 30)
   if (argv.includes("--software") && fs.existsSync(swiftShader)) {
     process.env["VK_ADD_DRIVER_FILES"] = [process.env["VK_ADD_DRIVER_FILES"], swiftShader].filter((f) => f !== undefined && f !== "").join(":")
+  }
+  if (argv[0] === "--child" && argv[1] === "check") {
+    return check().catch((e: unknown) => {
+      process.stdout.write(`${JSON.stringify({ error: e instanceof Error ? e.message : String(e) })}\n`)
+      process.exit(1)
+    })
   }
   if (argv[0] === "--child") {
     const optimizer = argv[2] === "tfjs" || argv[2] === "fused" ? argv[2] : "distillery"
@@ -154,11 +199,13 @@ const main = async () => {
   }
   const python = option("python") ?? "/usr/bin/python3"
   const self = fileURLToPath(import.meta.url)
+  // Run as TypeScript through tsx, or as the bundle bench/pack-gpu.mjs makes for machines without Node.
+  const loader = self.endsWith(".ts") ? ["--import", "tsx"] : []
   const passOn = ["--steps", String(steps), "--batch", String(batch), "--hidden", hidden.join(","), ...(argv.includes("--software") ? ["--software"] : [])]
   const node = (backend: string, optimizer: "distillery" | "tfjs" | "fused" = "distillery") =>
     runJson(
       process.execPath,
-      ["--import", "tsx", self, "--child", backend, optimizer, ...passOn],
+      [...loader, self, "--child", backend, optimizer, ...passOn],
       optimizer === "tfjs" ? `tfjs ${backend} (tfjs Adam)` : optimizer === "fused" ? `distillery ${backend} fused MLP step` : `distillery ${backend}`
     )
   const torch = (device: string) =>
@@ -175,10 +222,13 @@ const main = async () => {
             `${r.peakRssMB!.toFixed(0).padStart(6)} MB peak RSS  (${r.backend})${issue}`
     )
   }
+  const checked = spawnSync(process.execPath, [...loader, self, "--child", "check", ...passOn], { encoding: "utf8" })
+  const agreement = (checked.stdout ?? "").trim().split("\n").pop() ?? ""
+  console.log(`\nfused step vs the tfjs path, same seed: ${agreement || `failed: ${(checked.stderr ?? "").slice(-300)}`}`)
   const dir = path.join(here, "results")
   fs.mkdirSync(dir, { recursive: true })
   const file = path.join(dir, `gpu-${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
-  fs.writeFileSync(file, JSON.stringify({ sizes, batch, flopsPerStep, steps, rows }, null, 2))
+  fs.writeFileSync(file, JSON.stringify({ sizes, batch, flopsPerStep, steps, rows, agreement }, null, 2))
   console.log(`\nwritten to ${path.relative(process.cwd(), file)}`)
 }
 

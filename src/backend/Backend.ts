@@ -230,10 +230,13 @@ export const probeWebGpu = async (
   if (described.software && options.allowSoftware !== true) {
     return { ok: false, reason: `The only WebGPU adapter is a software one (${described.description}), slower than the CPU backends.` }
   }
-  try {
-    if ((await importOptional("@tensorflow/tfjs-backend-webgpu")) === undefined) return { ok: false, reason: webgpuInstall }
-  } catch (cause) {
-    return { ok: false, reason: `@tensorflow/tfjs-backend-webgpu failed to load (${String(cause)}).`, cause }
+  // Already registered when it was imported statically (a bundle such as bench/pack-gpu.mjs makes).
+  if (tf.findBackendFactory("webgpu") === null) {
+    try {
+      if ((await importOptional("@tensorflow/tfjs-backend-webgpu")) === undefined) return { ok: false, reason: webgpuInstall }
+    } catch (cause) {
+      return { ok: false, reason: `@tensorflow/tfjs-backend-webgpu failed to load (${String(cause)}).`, cause }
+    }
   }
   if (tf.findBackendFactory("webgpu") === null) {
     return { ok: false, reason: "@tensorflow/tfjs-backend-webgpu loaded but registered no webgpu backend." }
