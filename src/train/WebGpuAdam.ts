@@ -14,6 +14,7 @@ import * as tf from "@tensorflow/tfjs"
 import type { GpuBuffer } from "../backend/WebGpu.js"
 import { gpuUsage as usage, maxWorkgroups, webGpuBackend } from "../backend/WebGpu.js"
 import type { AdamHyper, StepOptimizer } from "./FusedAdam.js"
+import { makeAdamOptimizer } from "./FusedAdam.js"
 
 const workgroupSize = 256
 
@@ -49,68 +50,50 @@ export const makeWebGpuAdam = (h: AdamHyper): StepOptimizer => {
     compute: { module: device.createShaderModule({ code: shader }), entryPoint: "main" }
   })
   const layout = pipeline.getBindGroupLayout(0)
-  const moments = new Map<string, { readonly m: GpuBuffer; readonly v: GpuBuffer }>()
   const buffer = (t: tf.TensorInfo): unknown => {
     backend.uploadToGPU(t.dataId)
     return backend.tensorMap.get(t.dataId)!.resource
   }
-  let t = 0
-  return {
-    applyGradients: (grads) => {
-      t++
-      const c1 = 1 / (1 - Math.pow(h.beta1, t))
-      const c2 = 1 / (1 - Math.pow(h.beta2, t))
-      const engine = tf.engine()
-      for (const [name, g] of Object.entries(grads)) {
-        const variable = engine.registeredVariables[name]
-        if (variable === undefined || g === undefined || variable.size === 0) continue
-        let state = moments.get(name)
-        if (state === undefined) {
-          // WebGPU zero-fills new buffers.
-          const size = variable.size * 4
-          state = {
-            m: device.createBuffer({ size, usage: usage.storage | usage.copySrc | usage.copyDst }),
-            v: device.createBuffer({ size, usage: usage.storage | usage.copySrc | usage.copyDst })
-          }
-          moments.set(name, state)
-        }
-        const out = backend.makeTensorInfo([...variable.shape], "float32")
-        const resources = [buffer(out), buffer(variable), buffer(g), state.m, state.v]
-        const uniforms = backend.makeUniforms([
-          { type: "float32", data: [h.learningRate, h.beta1, h.beta2, h.epsilon] },
-          { type: "float32", data: [c1, c2] },
-          { type: "uint32", data: [variable.size] }
-        ])
-        const group = device.createBindGroup({
-          layout,
-          entries: [...resources.map((b) => ({ buffer: b })), uniforms].map((resource, binding) => ({ binding, resource }))
-        })
-        // Held until the queue is submitted, as the backend does for its own kernels' operands.
-        for (const id of [out.dataId, variable.dataId, g.dataId]) backend.commandQueueOwnedIds.add(id)
-        backend.ensureCommandEncoderReady()
-        backend.computePassEncoder ??= backend.commandEncoder!.beginComputePass({})
-        backend.computePassEncoder.setPipeline(pipeline)
-        backend.computePassEncoder.setBindGroup(0, group)
-        backend.computePassEncoder.dispatchWorkgroups(Math.min(maxWorkgroups, Math.ceil(variable.size / workgroupSize)))
-        backend.dispatchCountInPass++
-        if (backend.dispatchCountInPass >= (tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number)) {
-          backend.endComputePassEncoder()
-          backend.submitQueue()
-        }
-        const next = engine.makeTensorFromTensorInfo(out)
-        variable.assign(next)
-        next.dispose()
+  return makeAdamOptimizer<{ readonly m: GpuBuffer; readonly v: GpuBuffer }>(h, {
+    // WebGPU zero-fills new buffers.
+    moments: (size) => ({
+      m: device.createBuffer({ size: size * 4, usage: usage.storage | usage.copySrc | usage.copyDst }),
+      v: device.createBuffer({ size: size * 4, usage: usage.storage | usage.copySrc | usage.copyDst })
+    }),
+    update: (variable, g, state, c1, c2) => {
+      const out = backend.makeTensorInfo([...variable.shape], "float32")
+      const resources = [buffer(out), buffer(variable), buffer(g), state.m, state.v]
+      const uniforms = backend.makeUniforms([
+        { type: "float32", data: [h.learningRate, h.beta1, h.beta2, h.epsilon] },
+        { type: "float32", data: [c1, c2] },
+        { type: "uint32", data: [variable.size] }
+      ])
+      const group = device.createBindGroup({
+        layout,
+        entries: [...resources.map((b) => ({ buffer: b })), uniforms].map((resource, binding) => ({ binding, resource }))
+      })
+      // Held until the queue is submitted, as the backend does for its own kernels' operands.
+      for (const id of [out.dataId, variable.dataId, g.dataId]) backend.commandQueueOwnedIds.add(id)
+      backend.ensureCommandEncoderReady()
+      backend.computePassEncoder ??= backend.commandEncoder!.beginComputePass({})
+      backend.computePassEncoder.setPipeline(pipeline)
+      backend.computePassEncoder.setBindGroup(0, group)
+      backend.computePassEncoder.dispatchWorkgroups(Math.min(maxWorkgroups, Math.ceil(variable.size / workgroupSize)))
+      backend.dispatchCountInPass++
+      if (backend.dispatchCountInPass >= (tf.env().get("WEBGPU_DEFERRED_SUBMIT_BATCH_SIZE") as number)) {
+        backend.endComputePassEncoder()
+        backend.submitQueue()
       }
+      return out
     },
-    dispose: () => {
+    dispose: (all) => {
       // Commands still being recorded may use the moments: submit them before the buffers go.
       backend.endComputePassEncoder()
       if (backend.commandEncoder !== null) backend.submitQueue()
-      for (const { m, v } of moments.values()) {
+      for (const { m, v } of all) {
         m.destroy()
         v.destroy()
       }
-      moments.clear()
     }
-  }
+  })
 }
