@@ -3,7 +3,9 @@
  * yielding to the event loop, the reason an abort rejects with, and the epoch book, which records
  * each epoch's report, picks the checkpoint epoch and decides early stopping.
  */
-import type { EpochReport, TrainInfo, TrainOptions } from "./Trainer.js"
+import * as tf from "@tensorflow/tfjs"
+import { deriveSeed, makeRng, permutation } from "../domain/Random.js"
+import type { BatchReport, EpochReport, TrainInfo, TrainOptions } from "./Trainer.js"
 
 /** Lets timers, I/O and signal handlers run between steps. */
 export const nextTick = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
@@ -18,6 +20,56 @@ export const abortReason = (signal: AbortSignal): unknown => {
 
 export const throwIfAborted = (signal: AbortSignal | undefined): void => {
   if (signal?.aborted) throw abortReason(signal)
+}
+
+/** The epoch's row order: its own seeded stream, so resuming at epoch e would reproduce it. */
+export const epochOrder = (seed: number, epoch: number, n: number): Int32Array =>
+  permutation(n, makeRng(deriveSeed(seed, "shuffle", epoch)))
+
+/** What `runEpoch` needs of a loop's options (TrainOptions and MutualOptions both fit). */
+export interface EpochPlan {
+  readonly batchSize: number
+  readonly seed: number
+  readonly signal?: AbortSignal
+  readonly onBatch?: (r: BatchReport) => void
+  /** Report every this many batches (default 10) and after the last. */
+  readonly onBatchEvery?: number
+}
+
+/**
+ * One epoch of batches over `n` rows in the epoch's order, the running loss summed on the device:
+ * `step` gets the order (int32, on the device), the batch's first position in it, its rows and index,
+ * and the sum so far, and returns the new sum. Checks the signal before each batch, reports progress,
+ * yields to the event loop between batches, and reads the sum once, at the end. Every tensor made
+ * here is freed, on abort or error too.
+ */
+export const runEpoch = async <S extends tf.Tensor>(
+  o: EpochPlan,
+  n: number,
+  epoch: number,
+  zero: S,
+  step: (order: tf.Tensor1D, start: number, rows: number, batch: number, sum: S) => S
+): Promise<Float32Array> => {
+  const batches = Math.ceil(n / o.batchSize)
+  const reportEvery = Math.max(1, Math.floor(o.onBatchEvery ?? 10))
+  const order = tf.tensor1d(epochOrder(o.seed, epoch, n), "int32")
+  let sum = zero
+  try {
+    for (let b = 0; b < batches; b++) {
+      throwIfAborted(o.signal)
+      const start = b * o.batchSize
+      const next = step(order, start, Math.min(o.batchSize, n - start), b, sum)
+      sum.dispose()
+      sum = next
+      if (o.onBatch !== undefined && ((b + 1) % reportEvery === 0 || b + 1 === batches)) o.onBatch({ epoch, batch: b + 1, batches })
+      await nextTick()
+    }
+    throwIfAborted(o.signal)
+    return (await sum.data()) as Float32Array
+  } finally {
+    order.dispose()
+    sum.dispose()
+  }
 }
 
 /** The metric that picks the best epoch: the validation loss (or accuracy), or the train loss without validation. */

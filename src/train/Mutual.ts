@@ -19,7 +19,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { featureSize } from "../domain/Artifact.js"
 import type { Weight } from "../domain/Artifact.js"
-import { deriveSeed, makeRng, permutation } from "../domain/Random.js"
+import { deriveSeed } from "../domain/Random.js"
 import type { ObjectiveSpec } from "../losses/Objective.js"
 import { divergencePerExample, hardLabelCrossEntropy, temperatureFactor } from "../losses/Objective.js"
 import type { ModelSpec } from "../models/ModelSpec.js"
@@ -27,7 +27,7 @@ import type { Network } from "../models/Network.js"
 import { buildModel, networkWeights, readWeights } from "../models/Network.js"
 import type { StepOptimizer } from "./FusedAdam.js"
 import type { BatchReport, OptimizerOptions } from "./Trainer.js"
-import { nextTick, throwIfAborted } from "./Loop.js"
+import { runEpoch, throwIfAborted } from "./Loop.js"
 import { disposeOptimizer, evaluate, makeOptimizer } from "./Trainer.js"
 
 export interface MutualOptions {
@@ -104,8 +104,6 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
   if (!(Number.isInteger(o.epochs) && o.epochs >= 1)) throw new Error(`epochs must be a positive integer, got ${o.epochs}`)
   throwIfAborted(o.signal)
   const started = performance.now()
-  const batches = Math.ceil(n / o.batchSize)
-  const reportEvery = Math.max(1, Math.floor(o.onBatchEvery ?? 10))
   const evalBatch = Math.max(1, o.evalBatchSize ?? 512)
   const validated = o.validation !== undefined && o.validation.y.length > 0
   // Only divergence, temperature and scaleT2 are read; the rest are ObjectiveSpec's defaults.
@@ -128,7 +126,6 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
   const nets: Array<Network> = []
   const optimizers: Array<tf.Optimizer | StepOptimizer> = []
   const best: Array<Array<tf.Tensor> | undefined> = o.students.map(() => undefined)
-  let lossSums: tf.Tensor1D | undefined
   try {
     o.students.forEach((spec, k) => nets.push(buildModel(spec, o.featureShape, o.numClasses, deriveSeed(o.seed, "student", k))))
     o.students.forEach(() => optimizers.push(makeOptimizer(o.optimizer)))
@@ -179,28 +176,11 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
 
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const epochStart = performance.now()
-      // (N) this epoch's order, shared by the students: its own stream, as in Trainer.ts.
-      const perm = tf.tensor1d(permutation(n, makeRng(deriveSeed(o.seed, "shuffle", epoch))), "int32")
-      lossSums = tf.zeros([K])
-      try {
-        for (let b = 0; b < batches; b++) {
-          throwIfAborted(o.signal)
-          const start = b * o.batchSize
-          const next = step(perm, start, Math.min(o.batchSize, n - start), epoch, b, lossSums)
-          lossSums.dispose()
-          lossSums = next
-          if (o.onBatch !== undefined && ((b + 1) % reportEvery === 0 || b + 1 === batches)) {
-            o.onBatch({ epoch, batch: b + 1, batches })
-          }
-          await nextTick()
-        }
-      } finally {
-        perm.dispose()
-      }
-      throwIfAborted(o.signal)
-      const trainLosses = Array.from((await lossSums.data()) as Float32Array, (s) => s / n)
-      lossSums.dispose()
-      lossSums = undefined
+      // One order for all the students, so they see the same batches.
+      const sums = await runEpoch(o, n, epoch, tf.zeros([K]) as tf.Tensor1D, (order, start, rows, b, sum) =>
+        step(order, start, rows, epoch, b, sum)
+      )
+      const trainLosses = Array.from(sums, (s) => s / n)
       const students: Array<StudentEpoch> = []
       for (let k = 0; k < K; k++) {
         const v = val === undefined ? undefined : await evaluate(nets[k]!, val.x, val.y, evalBatch, o.signal)
@@ -247,7 +227,6 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
     }
     return { students: results, best: bestStudent, history }
   } finally {
-    lossSums?.dispose()
     best.forEach((b) => tf.dispose(b))
     tf.dispose(owned)
     optimizers.forEach(disposeOptimizer)

@@ -12,7 +12,7 @@
 import * as tf from "@tensorflow/tfjs"
 import type { Model, Weight } from "../domain/Artifact.js"
 import { featureSize } from "../domain/Artifact.js"
-import { deriveSeed, makeRng, permutation } from "../domain/Random.js"
+import { deriveSeed } from "../domain/Random.js"
 import type { ObjectiveSpec } from "../losses/Objective.js"
 import type { ModelSpec } from "../models/ModelSpec.js"
 import type { Network } from "../models/Network.js"
@@ -20,7 +20,7 @@ import { buildModel, networkFromWeights, networkWeights, readWeights } from "../
 import { activeNativeKernels, backendInUse } from "../backend/Backend.js"
 import type { StepOptimizer } from "./FusedAdam.js"
 import { makeFusedAdam } from "./FusedAdam.js"
-import { makeEpochBook, nextTick, throwIfAborted } from "./Loop.js"
+import { makeEpochBook, nextTick, runEpoch, throwIfAborted } from "./Loop.js"
 import { isWebGpuBackend } from "../backend/WebGpu.js"
 import { makeWebGpuAdam } from "./WebGpuAdam.js"
 import { trainMlpOnWebGpu } from "./WebGpuMlp.js"
@@ -285,8 +285,6 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
   throwIfAborted(o.signal)
   const started = performance.now()
   const n = o.train.y.length
-  const batches = Math.ceil(n / o.batchSize)
-  const reportEvery = Math.max(1, Math.floor(o.onBatchEvery ?? 10))
   const evalBatch = Math.max(1, o.evalBatchSize ?? 512)
   const book = makeEpochBook(o)
 
@@ -298,7 +296,6 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
   let net: Network | undefined
   let optimizer: tf.Optimizer | StepOptimizer | undefined
   let best: Array<tf.Tensor> | undefined
-  let lossSum: tf.Scalar | undefined
   try {
     net =
       o.initial !== undefined
@@ -357,28 +354,10 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
 
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const epochStart = performance.now()
-      // (N) this epoch's order: its own stream, so resuming at epoch e would reproduce it.
-      const perm = tf.tensor1d(permutation(n, makeRng(deriveSeed(o.seed, "shuffle", epoch))), "int32")
-      lossSum = tf.scalar(0)
-      try {
-        for (let b = 0; b < batches; b++) {
-          throwIfAborted(o.signal)
-          const start = b * o.batchSize
-          const next = step(perm, start, Math.min(o.batchSize, n - start), deriveSeed(o.seed, "dropout", epoch, b), lossSum)
-          lossSum.dispose()
-          lossSum = next
-          if (o.onBatch !== undefined && ((b + 1) % reportEvery === 0 || b + 1 === batches)) {
-            o.onBatch({ epoch, batch: b + 1, batches })
-          }
-          await nextTick()
-        }
-      } finally {
-        perm.dispose()
-      }
-      throwIfAborted(o.signal)
-      const trainLoss = ((await lossSum.data()) as Float32Array)[0]! / n
-      lossSum.dispose()
-      lossSum = undefined
+      const [lossSum] = await runEpoch(o, n, epoch, tf.scalar(0), (order, start, rows, b, sum) =>
+        step(order, start, rows, deriveSeed(o.seed, "dropout", epoch, b), sum)
+      )
+      const trainLoss = lossSum! / n
       const trainSeconds = (performance.now() - epochStart) / 1000
       const v = val === undefined ? undefined : await evaluate(network, val.x, val.y, evalBatch, o.signal)
       const { best: improved, stop } = book.record({
@@ -398,7 +377,6 @@ export const train = async (o: TrainOptions): Promise<TrainResult> => {
     const weights = await (book.useBest() ? readWeights(network, best!) : networkWeights(network))
     return { weights, info: book.info(backendInUse(), started), history: book.history }
   } finally {
-    lossSum?.dispose()
     tf.dispose(best)
     tf.dispose(owned)
     if (optimizer !== undefined) disposeOptimizer(optimizer)

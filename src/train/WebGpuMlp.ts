@@ -29,7 +29,7 @@ import type { ObjectiveSpec } from "../losses/Objective.js"
 import { temperatureFactor } from "../losses/Objective.js"
 import type { MlpSpec } from "../models/ModelSpec.js"
 import { buildModel, networkFromWeights, networkWeights } from "../models/Network.js"
-import { makeEpochBook, nextTick, throwIfAborted } from "./Loop.js"
+import { epochOrder, makeEpochBook, nextTick, throwIfAborted } from "./Loop.js"
 import type { TrainOptions, TrainResult } from "./Trainer.js"
 
 
@@ -730,7 +730,7 @@ export const trainMlpOnWebGpu = async (o: TrainOptions): Promise<TrainResult | u
     let inFlight: Promise<void> | undefined
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
       const epochStart = performance.now()
-      fused.beginEpoch(permutation(n, makeRng(deriveSeed(o.seed, "shuffle", epoch))))
+      fused.beginEpoch(epochOrder(o.seed, epoch, n))
       for (let b = 0; b < batches; b++) {
         throwIfAborted(o.signal)
         const start = b * o.batchSize
