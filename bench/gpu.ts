@@ -21,6 +21,7 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { BackendName } from "../src/backend/Backend.js"
 import { backendInUse, initBackend } from "../src/backend/Backend.js"
+import { addSoftwareVulkanDriver } from "../src/backend/WebGpu.js"
 import { decodeModelSpec } from "../src/models/ModelSpec.js"
 import { buildModel } from "../src/models/Network.js"
 import type { StepOptimizer } from "../src/train/FusedAdam.js"
@@ -41,7 +42,6 @@ const hidden = (option("hidden") ?? "1200,1200").split(",").map(Number)
 const sizes = [784, ...hidden, 10]
 const batch = Number(option("batch") ?? 1024)
 const flopsPerStep = 6 * batch * sizes.slice(1).reduce((sum, d, i) => sum + sizes[i]! * d, 0)
-const swiftShader = "/usr/lib/chromium/vk_swiftshader_icd.json"
 
 interface StepResult {
   readonly config: string
@@ -181,9 +181,7 @@ const check = async (): Promise<void> => {
 
 const main = async () => {
   const steps = Number(option("steps") ?? 30)
-  if (argv.includes("--software") && fs.existsSync(swiftShader)) {
-    process.env["VK_ADD_DRIVER_FILES"] = [process.env["VK_ADD_DRIVER_FILES"], swiftShader].filter((f) => f !== undefined && f !== "").join(":")
-  }
+  if (argv.includes("--software")) addSoftwareVulkanDriver()
   if (argv[0] === "--child" && argv[1] === "check") {
     return check().catch((e: unknown) => {
       process.stdout.write(`${JSON.stringify({ error: e instanceof Error ? e.message : String(e) })}\n`)

@@ -5,6 +5,7 @@
  * @webgpu/types, so that nothing depends on the optional packages at compile time.
  */
 import * as tf from "@tensorflow/tfjs"
+import * as fs from "node:fs"
 
 export interface GpuBuffer {
   destroy(): void
@@ -85,4 +86,20 @@ export const flushTfjs = (backend: WebGpuBackendLike): void => {
     backend.endComputePassEncoder()
     backend.submitQueue()
   }
+}
+
+/** Chromium's SwiftShader, a software Vulkan driver (Debian's chromium package ships it). */
+const swiftShaderIcd = "/usr/lib/chromium/vk_swiftshader_icd.json"
+
+/**
+ * Adds SwiftShader to the drivers the Vulkan loader knows (added, not replacing: a GPU's driver is
+ * still found first), so that WebGPU has an adapter on a machine without a GPU: the tests and
+ * `bench/gpu.ts --software` use it. Must run before Dawn's first adapter request. False when
+ * Chromium's SwiftShader is not installed.
+ */
+export const addSoftwareVulkanDriver = (): boolean => {
+  if (!fs.existsSync(swiftShaderIcd)) return false
+  const drivers = (process.env["VK_ADD_DRIVER_FILES"] ?? "").split(":").filter((f) => f !== "")
+  if (!drivers.includes(swiftShaderIcd)) process.env["VK_ADD_DRIVER_FILES"] = [...drivers, swiftShaderIcd].join(":")
+  return true
 }
