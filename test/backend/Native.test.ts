@@ -5,37 +5,15 @@ import { isNativeConvInstalled } from "../../src/backend/kernels/NativeConv.js"
 import { isNativeMatMulInstalled } from "../../src/backend/kernels/NativeMatMul.js"
 import { isWasmMatMulFixInstalled } from "../../src/backend/kernels/WasmMatMul.js"
 import { loadNative, nativeThreads, setNativeThreads } from "../../src/backend/Native.js"
-import { makeRng } from "../../src/domain/Random.js"
+import type { Values } from "../fixtures/backends.js"
+import { assertClose, runOn, uniformArray as random } from "../fixtures/backends.js"
 
 const native = loadNative()
 if (!native.ok) console.warn(`skipping the native kernel tests: ${native.reason}`)
 
-const random = (n: number, seed: number): Float32Array => {
-  const rng = makeRng(seed)
-  return Float32Array.from({ length: n }, () => 2 * rng.next() - 1)
-}
-
-type Values = { shape: Array<number>; values: Float32Array }
-
 /** Runs `f` on a backend ("native" is wasm with the native kernels) and frees every tensor it made. */
-const on = async (backend: "cpu" | "native", f: () => tf.Tensor): Promise<Values> => {
-  await initBackend(backend)
-  const before = tf.memory().numTensors
-  const t = tf.tidy(f)
-  const out = { shape: [...t.shape], values: Float32Array.from(t.dataSync()) }
-  t.dispose()
-  assert.strictEqual(tf.memory().numTensors, before, `${backend} leaked tensors`)
-  return out
-}
+const on = (backend: "cpu" | "native", f: () => tf.Tensor): Promise<Values> => runOn(backend, () => initBackend(backend), f)
 
-const assertClose = (a: Values, b: Values, tol: number) => {
-  assert.deepStrictEqual(a.shape, b.shape)
-  let worst = 0
-  for (let i = 0; i < a.values.length; i++) worst = Math.max(worst, Math.abs(a.values[i]! - b.values[i]!))
-  assert.isAtMost(worst, tol)
-}
-
-/** native against cpu (the reference) on the same inputs. */
 const agree = async (f: () => tf.Tensor, tol = 1e-4) => assertClose(await on("native", f), await on("cpu", f), tol)
 
 describe.skipIf(!native.ok)("native kernels", () => {

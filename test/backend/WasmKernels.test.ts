@@ -8,32 +8,12 @@ import {
   isWasmMatMulFixInstalled,
   uninstallWasmMatMulFix
 } from "../../src/backend/kernels/WasmMatMul.js"
-import { makeRng } from "../../src/domain/Random.js"
+import type { Values } from "../fixtures/backends.js"
+import { assertClose, runOn, uniformArray as random } from "../fixtures/backends.js"
 
-const random = (n: number, seed: number): Float32Array => {
-  const rng = makeRng(seed)
-  return Float32Array.from({ length: n }, () => 2 * rng.next() - 1)
-}
+/** Runs `f` on a plain tfjs backend (the fixes are installed or not by each test) and frees every tensor. */
+const on = (backend: "cpu" | "wasm", f: () => tf.Tensor): Promise<Values> => runOn(backend, () => tf.setBackend(backend), f)
 
-/** Runs `f` on a backend and returns its result as a plain array, freeing every tensor. */
-const on = async (backend: "cpu" | "wasm", f: () => tf.Tensor): Promise<{ shape: Array<number>; values: Float32Array }> => {
-  await tf.setBackend(backend)
-  const before = tf.memory().numTensors
-  const t = tf.tidy(f)
-  const out = { shape: [...t.shape], values: Float32Array.from(t.dataSync()) }
-  t.dispose()
-  assert.strictEqual(tf.memory().numTensors, before, `${backend} leaked tensors`)
-  return out
-}
-
-const assertClose = (a: { shape: Array<number>; values: Float32Array }, b: typeof a, tol: number) => {
-  assert.deepStrictEqual(a.shape, b.shape)
-  let worst = 0
-  for (let i = 0; i < a.values.length; i++) worst = Math.max(worst, Math.abs(a.values[i]! - b.values[i]!))
-  assert.isAtMost(worst, tol)
-}
-
-/** cpu (the reference) against wasm (with the fixes) on the same inputs. */
 const agree = async (f: () => tf.Tensor, tol = 1e-4) => assertClose(await on("wasm", f), await on("cpu", f), tol)
 
 beforeAll(async () => {

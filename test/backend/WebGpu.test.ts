@@ -9,14 +9,10 @@ import { makeRng } from "../../src/domain/Random.js"
 import { decodeModelSpec } from "../../src/models/ModelSpec.js"
 import type { TrainOptions } from "../../src/train/Trainer.js"
 import { disposeOptimizer, makeOptimizer, train } from "../../src/train/Trainer.js"
+import { assertClose, runOn, uniformArray as random } from "../fixtures/backends.js"
 import { probeTestAdapter } from "../fixtures/webgpu.js"
 
 const probe = await probeTestAdapter("webgpu tests")
-
-const random = (n: number, seed: number): Float32Array => {
-  const rng = makeRng(seed)
-  return Float32Array.from({ length: n }, () => 2 * rng.next() - 1)
-}
 
 describe("webgpu without an adapter", () => {
   it.skipIf(probe.ok)("initBackend('webgpu') fails naming what is missing; auto falls back to a CPU backend", async () => {
@@ -104,17 +100,9 @@ describe.skipIf(!probe.ok)("webgpu", () => {
       [false, true],
       [true, true]
     ] as const) {
-      const run = async (backend: "cpu" | "webgpu") => {
-        await initBackend(backend)
-        const before = tf.memory().numTensors
-        const t = tf.tidy(() => tf.matMul(tf.tensor2d(a, ta ? [k, m] : [m, k]), tf.tensor2d(b, tb ? [n, k] : [k, n]), ta, tb))
-        const v = Float32Array.from(await t.data())
-        t.dispose()
-        assert.strictEqual(tf.memory().numTensors, before)
-        return v
-      }
-      const [g, c] = [await run("webgpu"), await run("cpu")]
-      g.forEach((v, i) => assert.approximately(v, c[i]!, 1e-3))
+      const run = (backend: "cpu" | "webgpu") =>
+        runOn(backend, () => initBackend(backend), () => tf.matMul(tf.tensor2d(a, ta ? [k, m] : [m, k]), tf.tensor2d(b, tb ? [n, k] : [k, n]), ta, tb))
+      assertClose(await run("webgpu"), await run("cpu"), 1e-3)
     }
   })
 
