@@ -8,13 +8,12 @@
  */
 import * as tf from "@tensorflow/tfjs"
 import type { NativeAddon } from "../Native.js"
+import type { Shape4 } from "./ConvAttrs.js"
+import { conv2DInfo, isNhwc, pool2DInfo } from "./ConvAttrs.js"
 import { nativeThreads } from "../Native.js"
 import type { WasmBackendLike } from "./Override.js"
 import { isWasmKernelOverridden, overrideWasmKernel, restoreWasmKernel } from "./Override.js"
 
-type Pad = "valid" | "same" | number | tf.backend_util.ExplicitPadding
-type Rounding = "floor" | "round" | "ceil" | undefined
-type Shape4 = [number, number, number, number]
 
 const tag = "native"
 const kernelNames = [tf.Conv2D, tf.Conv2DBackpropFilter, tf.Conv2DBackpropInput, tf.MaxPoolGrad, tf.Sum] as const
@@ -28,8 +27,6 @@ const convArgs = (info: tf.backend_util.Conv2DInfo): Array<number> | undefined =
   if (dims.some((d) => d <= 0)) return undefined
   return [...dims, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left]
 }
-
-const isNhwc = (attrs: tf.NamedAttrMap): boolean => ((attrs["dataFormat"] ?? "NHWC") as string) === "NHWC"
 
 const run = (
   addon: NativeAddon,
@@ -73,16 +70,7 @@ const convKernel =
     const attrs = args.attrs ?? {}
     if (a.dtype !== "float32" || b.dtype !== "float32" || !isNhwc(attrs)) return below.kernelFunc(args)
     const [xShape, filterShape] = spec.shapes(a, b, attrs)
-    const info = tf.backend_util.computeConv2DInfo(
-      xShape,
-      filterShape,
-      attrs["strides"] as number | [number, number],
-      spec.dilated ? (attrs["dilations"] as number | [number, number]) : 1,
-      attrs["pad"] as Pad,
-      attrs["dimRoundingMode"] as Rounding,
-      false,
-      "channelsLast"
-    )
+    const info = conv2DInfo(xShape, filterShape, attrs, spec.dilated)
     const shape = convArgs(info)
     if (shape === undefined) return below.kernelFunc(args)
     return run(addon, args.backend as WasmBackendLike, spec.op, a, b, spec.outShape(info, attrs), shape)
@@ -120,14 +108,7 @@ const maxPoolGrad =
     const x = args.inputs["input"]!
     const a = args.attrs ?? {}
     if (x.dtype !== "float32" || dy.dtype !== "float32") return below.kernelFunc(args)
-    const info = tf.backend_util.computePool2DInfo(
-      x.shape as Shape4,
-      a["filterSize"] as number | [number, number],
-      a["strides"] as number | [number, number],
-      1,
-      a["pad"] as Pad,
-      a["dimRoundingMode"] as Rounding
-    )
+    const info = pool2DInfo(x.shape as Shape4, a)
     const dims = [info.batchSize, info.inHeight, info.inWidth, info.inChannels, info.effectiveFilterHeight, info.effectiveFilterWidth, info.inChannels, info.outHeight, info.outWidth]
     if (dims.some((d) => d <= 0)) return below.kernelFunc(args)
     const shape = [...dims, info.strideHeight, info.strideWidth, info.padInfo.top, info.padInfo.left]

@@ -17,12 +17,11 @@
  * NHWC and dilation 1 only, which is what tf.conv2d and tf.maxPool produce.
  */
 import * as tf from "@tensorflow/tfjs"
+import type { Shape4 } from "./ConvAttrs.js"
+import { conv2DInfo, isNhwc, pool2DInfo } from "./ConvAttrs.js"
 import type { WasmBackendLike } from "./Override.js"
 import { isWasmKernelOverridden, overrideWasmKernel, restoreWasmKernel, wasmKernel } from "./Override.js"
 
-type Pad = "valid" | "same" | number | tf.backend_util.ExplicitPadding
-type Rounding = "floor" | "round" | "ceil" | undefined
-type Shape4 = [number, number, number, number]
 
 const kernel = (name: string): tf.KernelFunc => {
   const found = wasmKernel(name)
@@ -37,18 +36,8 @@ const conv2DBackpropFilter: tf.KernelFunc = ({ inputs, backend, attrs }) => {
   const dy = inputs["dy"]!
   const a = attrs ?? {}
   const filterShape = a["filterShape"] as Shape4
-  const dataFormat = (a["dataFormat"] ?? "NHWC") as string
-  if (dataFormat !== "NHWC") throw new Error(`wasm Conv2DBackpropFilter supports NHWC only, got ${dataFormat}`)
-  const info = tf.backend_util.computeConv2DInfo(
-    x.shape as Shape4,
-    filterShape,
-    a["strides"] as number | [number, number],
-    1,
-    a["pad"] as Pad,
-    a["dimRoundingMode"] as Rounding,
-    false,
-    "channelsLast"
-  )
+  if (!isNhwc(a)) throw new Error(`wasm Conv2DBackpropFilter supports NHWC only, got ${String(a["dataFormat"])}`)
+  const info = conv2DInfo(x.shape as Shape4, filterShape, a)
   const [kh, kw] = filterShape
   const free = (t: tf.TensorInfo) => (backend as WasmBackendLike).disposeData(t.dataId)
   // (N, H, W, Ci) -> (Ci, H, W, N): the batch becomes the reduction (channel) axis.
@@ -90,17 +79,8 @@ const conv2DBackpropInput =
     const dy = inputs["dy"]!
     const filter = inputs["filter"]!
     const inputShape = a["inputShape"] as Shape4
-    if (((a["dataFormat"] ?? "NHWC") as string) !== "NHWC") return original.kernelFunc(args)
-    const info = tf.backend_util.computeConv2DInfo(
-      inputShape,
-      filter.shape as Shape4,
-      a["strides"] as number | [number, number],
-      1,
-      a["pad"] as Pad,
-      a["dimRoundingMode"] as Rounding,
-      false,
-      "channelsLast"
-    )
+    if (!isNhwc(a)) return original.kernelFunc(args)
+    const info = conv2DInfo(inputShape, filter.shape as Shape4, a)
     const [kh, kw] = filter.shape as Shape4
     const { top, bottom, left, right } = info.padInfo
     const pads = [kh - 1 - top, kh - 1 - bottom, kw - 1 - left, kw - 1 - right]
@@ -134,14 +114,7 @@ const maxPoolGrad =
     const dy = inputs["dy"]!
     const x = inputs["input"]!
     if (x.dtype !== "float32" || dy.dtype !== "float32") return original.kernelFunc(args)
-    const info = tf.backend_util.computePool2DInfo(
-      x.shape as Shape4,
-      a["filterSize"] as number | [number, number],
-      a["strides"] as number | [number, number],
-      1,
-      a["pad"] as Pad,
-      a["dimRoundingMode"] as Rounding
-    )
+    const info = pool2DInfo(x.shape as Shape4, a)
     const backend = args.backend as WasmBackendLike
     const out = backend.makeOutput([...x.shape], "float32")
     // Views after makeOutput: allocating may grow the heap and detach older views.
