@@ -15,7 +15,7 @@ import { Effect, Schema } from "effect"
 import type { SoftLabels } from "../domain/Artifact.js"
 import { softLabelStats } from "../domain/SoftLabels.js"
 import { ensembleTeachers } from "../losses/ensemble.js"
-import { evaluateLogits } from "./evaluate.js"
+import { evaluateLogits, evaluationRows } from "./evaluate.js"
 import type { ExampleRow } from "./NodeKind.js"
 import { defineKind, NodeError } from "./NodeKind.js"
 
@@ -173,17 +173,7 @@ export const EvaluateSoftKind = defineKind({
       const values: Record<string, number> = { accuracy: e.accuracy, errors: e.errors, examples: e.examples, nll: e.nll, ece: e.ece }
       for (const [name, value] of Object.entries(values)) ctx.metric({ name, value })
       ctx.info({ split: soft.split, teachers: soft.teachers, topk: soft.topk?.k ?? null })
-      ctx.examples(
-        Array.from({ length: soft.ids.length }, (_, i) => ({
-          split: soft.split,
-          exampleId: soft.ids[i]!,
-          label: soft.labels[i]!,
-          subject,
-          prediction: e.predictions[i]!,
-          confidence: e.confidences[i]!,
-          loss: e.losses[i]!
-        }))
-      )
+      ctx.examples(evaluationRows(e, soft.split, soft.ids, soft.labels, subject))
       return { metrics: { _tag: "Metrics" as const, subject, values } }
     })
 })

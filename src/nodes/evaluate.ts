@@ -5,6 +5,7 @@
  * the results store, so SQL can ask where a student fails.
  */
 import { Clock, Effect, Schema } from "effect"
+import type { SplitName } from "../domain/Artifact.js"
 import { parameterCount } from "../domain/Artifact.js"
 import { loadNetwork, predictLogits } from "../models/Network.js"
 import type { ExampleRow } from "./NodeKind.js"
@@ -92,6 +93,24 @@ export const evaluateLogits = (logits: Float32Array, labels: Int32Array, C: numb
   }
 }
 
+/** One examples row per example of an evaluation (prediction, confidence, loss), about `subject`. */
+export const evaluationRows = (
+  e: Evaluation,
+  split: SplitName,
+  ids: ArrayLike<number>,
+  labels: ArrayLike<number>,
+  subject: string
+): Array<ExampleRow> =>
+  Array.from({ length: ids.length }, (_, i) => ({
+    split,
+    exampleId: ids[i]!,
+    label: labels[i]!,
+    subject,
+    prediction: e.predictions[i]!,
+    confidence: e.confidences[i]!,
+    loss: e.losses[i]!
+  }))
+
 /** Top-1 agreement and mean KL(teacher || student) over the rows, both at T = 1. */
 export const fidelity = (teacher: Float32Array, student: Float32Array, n: number, C: number) => {
   const lp = logSoftmaxRows(teacher, n, C)
@@ -169,16 +188,7 @@ export const EvaluateKind = defineKind({
         values.fidelity_kl = fid.klTeacherStudent
       }
       for (const [name, value] of Object.entries(values)) ctx.metric({ name, value })
-      const rows: Array<ExampleRow> = Array.from({ length: n }, (_, i) => ({
-        split: params.split,
-        exampleId: split.ids[i]!,
-        label: split.y[i]!,
-        subject,
-        prediction: e.predictions[i]!,
-        confidence: e.confidences[i]!,
-        loss: e.losses[i]!
-      }))
-      ctx.examples(rows)
+      ctx.examples(evaluationRows(e, params.split, split.ids, split.y, subject))
       return { metrics: { _tag: "Metrics" as const, subject, values } }
     })
 })
