@@ -45,6 +45,7 @@ import { deriveSeed } from "../domain/Random.js"
 import { choices, didYouMean } from "../domain/Suggest.js"
 import type { KindRegistry } from "../nodes/Registry.js"
 import type { PipelineIssue, SourceMap } from "./Pipeline.js"
+import { locateNearest } from "./Pipeline.js"
 
 type Path = ReadonlyArray<string | number>
 type Json = Record<string, unknown>
@@ -271,17 +272,6 @@ const bornAgain = (
   return { nodes: out, alias: [id, `${id}_gen${G}.model`] }
 }
 
-/** Walks a path up until the source map knows a position for it (at most up to `floor` segments). */
-const locateUp = (source: SourceMap, path: Path, floor: number) => {
-  let at = path
-  let pos = source.locate(at)
-  while (pos === undefined && at.length > floor) {
-    at = at.slice(0, -1)
-    pos = source.locate(at)
-  }
-  return pos
-}
-
 /**
  * Replaces every macro node of the document by its plain nodes; see the module comment. With the
  * registry, the macro's params are checked against the kinds they feed.
@@ -303,7 +293,7 @@ export const expandMacros = (input: unknown, source: SourceMap, registry?: KindR
     const result = bornAgain(node, index, typeof input.seed === "number" && Number.isInteger(input.seed) ? input.seed : 0, registry)
     if (!("nodes" in result)) {
       for (const [path, message] of result) {
-        const pos = locateUp(source, path, 0)
+        const pos = locateNearest(source, path)
         issues.push(pos === undefined ? { message, path } : { message, path, line: pos.line, column: pos.column })
       }
       return
@@ -346,7 +336,7 @@ export const expandMacros = (input: unknown, source: SourceMap, registry?: KindR
       if (origin === undefined) return undefined
       const target = translate(origin, path.slice(2))
       // Inside a macro node, a key the macro did not spell out falls back to its nearest enclosing key.
-      return origin.macro ? locateUp(source, target, 2) : source.locate(target)
+      return origin.macro ? locateNearest(source, target, 2) : source.locate(target)
     }
   }
   return { doc: { ...input, nodes: docNodes }, source: mapped, issues: [] }

@@ -95,3 +95,23 @@ export interface SourceMap {
 }
 
 export const noSourceMap = (file: string): SourceMap => ({ file, locate: () => undefined })
+
+/**
+ * The position of `path`, or of its nearest ancestor that has one (a missing key has none of its
+ * own), walking up no further than `floor` segments.
+ */
+export const locateNearest = (source: SourceMap, path: ReadonlyArray<string | number>, floor = 0) => {
+  let at = path
+  let pos = source.locate(at)
+  while (pos === undefined && at.length > floor) {
+    at = at.slice(0, -1)
+    pos = source.locate(at)
+  }
+  return pos
+}
+
+/** An issue about `path`, placed at its nearest known position. */
+export const issueAt = (source: SourceMap, path: ReadonlyArray<string | number>, message: string): PipelineIssue => {
+  const pos = locateNearest(source, path)
+  return pos === undefined ? { message, path } : { message, path, line: pos.line, column: pos.column }
+}

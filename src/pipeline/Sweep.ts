@@ -32,7 +32,7 @@ import { deriveSeed, makeRng } from "../domain/Random.js"
 import { choices, didYouMean } from "../domain/Suggest.js"
 import type { KindRegistry } from "../nodes/Registry.js"
 import type { Pipeline, PipelineDoc, PipelineIssue, SourceMap } from "./Pipeline.js"
-import { PipelineError } from "./Pipeline.js"
+import { issueAt, PipelineError } from "./Pipeline.js"
 import { resolvePipeline } from "./Validate.js"
 
 type Path = ReadonlyArray<string | number>
@@ -377,15 +377,9 @@ export const resolveSweep = (
   const doc = pipeline.doc
   const issues: Array<PipelineIssue> = []
   const report = (path: Path, message: string) => {
-    let at: Path = path
-    let pos = source.locate(at)
-    while (pos === undefined && at.length > 0) {
-      at = at.slice(0, -1)
-      pos = source.locate(at)
-    }
-    const key = `${pos?.line}:${pos?.column}:${message}`
-    if (issues.some((i) => `${i.line}:${i.column}:${i.message}` === key)) return
-    issues.push(pos === undefined ? { message, path } : { message, path, line: pos.line, column: pos.column })
+    const issue = issueAt(source, path, message)
+    // The same problem found through several trials is reported once.
+    if (!issues.some((i) => i.line === issue.line && i.column === issue.column && i.message === message)) issues.push(issue)
   }
   const fail = () => Either.left(new PipelineError({ file: source.file, issues }))
 

@@ -13,7 +13,7 @@ import type { InputSpecs } from "../nodes/NodeKind.js"
 import type { KindRegistry } from "../nodes/Registry.js"
 import { expandMacros } from "./Macros.js"
 import type { Pipeline, PipelineIssue, PortRef, ResolvedNode, SourceMap } from "./Pipeline.js"
-import { PipelineDoc, PipelineError } from "./Pipeline.js"
+import { issueAt, PipelineDoc, PipelineError } from "./Pipeline.js"
 
 type Path = ReadonlyArray<string | number>
 
@@ -51,16 +51,7 @@ export const resolvePipeline = (
   const { doc: input, source, issues: macroIssues } = expandMacros(document, original, registry)
   if (macroIssues.length > 0) return Either.left(new PipelineError({ file: original.file, issues: macroIssues }))
   const issues: Array<PipelineIssue> = []
-  const report = (path: Path, message: string) => {
-    // Walk up to the nearest path that has a position (a missing key has none of its own).
-    let at: Path = path
-    let pos = source.locate(at)
-    while (pos === undefined && at.length > 0) {
-      at = at.slice(0, -1)
-      pos = source.locate(at)
-    }
-    issues.push(pos === undefined ? { message, path } : { message, path, line: pos.line, column: pos.column })
-  }
+  const report = (path: Path, message: string) => issues.push(issueAt(source, path, message))
   const fail = () => Either.left(new PipelineError({ file: source.file, issues }))
 
   const decoded = Schema.decodeUnknownEither(PipelineDoc, decodeOptions)(input)
