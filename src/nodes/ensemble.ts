@@ -11,6 +11,7 @@
  * (each gets the logit tailLogSumExp - log(C - k), the rule the divergences use for the tail bucket).
  */
 import * as tf from "@tensorflow/tfjs"
+import { rowsOf, takeRows } from "../domain/Rows.js"
 import { Effect, Schema } from "effect"
 import type { SoftLabels } from "../domain/Artifact.js"
 import { softLabelStats } from "../domain/SoftLabels.js"
@@ -45,16 +46,9 @@ export const denseLogits = (soft: SoftLabels): Float32Array => {
 
 /** Rows of `soft` as dense logits in the order of `ids` (each id must be present). */
 const rowsById = (soft: SoftLabels, ids: Int32Array): Float32Array => {
-  const C = soft.numClasses
-  const dense = denseLogits(soft)
-  const rowOf = new Map<number, number>()
-  for (let r = 0; r < soft.ids.length; r++) rowOf.set(soft.ids[r]!, r)
-  const out = new Float32Array(ids.length * C)
-  for (let i = 0; i < ids.length; i++) {
-    const r = rowOf.get(ids[i]!)!
-    out.set(dense.subarray(r * C, (r + 1) * C), i * C)
-  }
-  return out
+  const found = rowsOf(soft.ids, ids)
+  if ("missing" in found) throw new Error(`the soft labels have no row for example ${found.missing}`)
+  return takeRows(denseLogits(soft), soft.numClasses, found.rows)
 }
 
 /** Per-example rows (prediction, confidence, entropy) of a SoftLabels artifact, about `subject`. */

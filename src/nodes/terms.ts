@@ -4,6 +4,7 @@
  * about them with the objective. The tensor side lives in train/ExtraTerms.ts.
  */
 import { Schema } from "effect"
+import { rowsOf, takeRows } from "../domain/Rows.js"
 import type { Features, SplitName } from "../domain/Artifact.js"
 import { featureSize } from "../domain/Artifact.js"
 import { angleRatio } from "../train/ExtraTerms.js"
@@ -41,15 +42,9 @@ export const alignFeatures = (
   if (features.split !== split) {
     return { problem: `they cover the ${features.split} split but the student trains on the ${split} split; set the features node's split: ${split}` }
   }
-  const rowOf = new Map<number, number>()
-  for (let r = 0; r < features.ids.length; r++) rowOf.set(features.ids[r]!, r)
-  const values = new Float32Array(ids.length * width)
-  for (let i = 0; i < ids.length; i++) {
-    const r = rowOf.get(ids[i]!)
-    if (r === undefined) return { problem: `they have no row for example ${ids[i]} of the ${split} split` }
-    values.set(features.values.subarray(r * width, (r + 1) * width), i * width)
-  }
-  return { values, width }
+  const found = rowsOf(features.ids, ids)
+  if ("missing" in found) return { problem: `they have no row for example ${found.missing} of the ${split} split` }
+  return { values: takeRows(features.values, width, found.rows), width }
 }
 
 const hintFormula = (h: HintParams, teacherLayer: string): string =>

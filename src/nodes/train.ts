@@ -7,6 +7,7 @@
  * relation (`relation` input + param), both reading a teacher layer cached by a `features` node.
  */
 import * as tf from "@tensorflow/tfjs"
+import { rowsOf, takeRows } from "../domain/Rows.js"
 import { Effect, Schema } from "effect"
 import type { Dataset, SoftLabels, Split } from "../domain/Artifact.js"
 import type { Features, SplitName } from "../domain/Artifact.js"
@@ -70,17 +71,9 @@ export const gatherRows = (
   featureLength: number,
   ids: Int32Array
 ): { readonly x: Float32Array; readonly y: Int32Array } | { readonly missing: number } => {
-  const rowOf = new Map<number, number>()
-  for (let r = 0; r < split.ids.length; r++) rowOf.set(split.ids[r]!, r)
-  const x = new Float32Array(ids.length * featureLength)
-  const y = new Int32Array(ids.length)
-  for (let i = 0; i < ids.length; i++) {
-    const r = rowOf.get(ids[i]!)
-    if (r === undefined) return { missing: ids[i]! }
-    x.set(split.x.subarray(r * featureLength, (r + 1) * featureLength), i * featureLength)
-    y[i] = split.y[r]!
-  }
-  return { x, y }
+  const found = rowsOf(split.ids, ids)
+  if ("missing" in found) return found
+  return { x: takeRows(split.x, featureLength, found.rows), y: Int32Array.from(found.rows, (r) => split.y[r]!) }
 }
 
 const teacherTargets = (soft: SoftLabels): NonNullable<TrainOptions["teacher"]> =>
