@@ -24,7 +24,7 @@ import { sweep } from "./cli/sweep.js"
 import { validate } from "./cli/validate.js"
 import { Executor } from "./dag/Executor.js"
 import { Reporter } from "./dag/Reporter.js"
-import { SweepReporter } from "./dag/Sweep.js"
+import { SweepReporter } from "./dag/SweepRunner.js"
 import { WorkerPool } from "./dag/WorkerPool.js"
 import { ResultsStore } from "./store/ResultsStore.js"
 

@@ -5,8 +5,8 @@
  */
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option, Schema } from "effect"
-import type { SweepResult } from "../dag/Sweep.js"
-import { runSweep, sweepSummary } from "../dag/Sweep.js"
+import type { SweepResult } from "../dag/SweepRunner.js"
+import { runSweep, sweepSummary } from "../dag/SweepRunner.js"
 import { builtinRegistry } from "../nodes/builtins.js"
 import { loadSweepFile } from "../pipeline/Yaml.js"
 import { formatNumber, formatTable } from "../store/Format.js"

@@ -3,7 +3,7 @@
  * references to the node's outputs, so wiring a Model into a Dataset input is a compile error. `build`
  * produces the same document a YAML file would and resolves it through the same checks, so the same
  * experiment gets the same cache keys either way. `sweep(spec)` adds a `sweep:` section (the YAML
- * grammar of pipeline/Sweep.ts) and `buildSweep` expands it into trials.
+ * grammar of pipeline/SweepGrammar.ts) and `buildSweep` expands it into trials.
  */
 import { Either } from "effect"
 import type { PortType } from "../domain/Artifact.js"
@@ -12,8 +12,8 @@ import type { KindRegistry, RegistryError } from "../nodes/Registry.js"
 import { register } from "../nodes/Registry.js"
 import type { NodeDoc, Pipeline, PipelineDoc, PipelineError } from "./Pipeline.js"
 import { noSourceMap } from "./Pipeline.js"
-import type { Sweep, SweepDoc } from "./Sweep.js"
-import { resolveSweep } from "./Sweep.js"
+import type { Sweep, SweepDoc } from "./SweepGrammar.js"
+import { resolveSweep } from "./SweepGrammar.js"
 import { resolvePipeline } from "./Validate.js"
 
 /** A typed reference to one output port of a node. */

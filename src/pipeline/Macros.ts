@@ -40,12 +40,12 @@
  * weights and batch orders (with one seed they would only retrace each other). The other expanded
  * nodes get the macro node's `seed` when it has one.
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either } from "effect"
 import { deriveSeed } from "../domain/Random.js"
-import { choices, didYouMean } from "../domain/Suggest.js"
 import type { KindRegistry } from "../nodes/Registry.js"
+import { decodeChecked } from "./Issues.js"
 import type { PipelineIssue, SourceMap } from "./Pipeline.js"
-import { locateNearest } from "./Pipeline.js"
+import { issueAt, locateNearest } from "./Pipeline.js"
 
 type Path = ReadonlyArray<string | number>
 type Json = Record<string, unknown>
@@ -84,9 +84,6 @@ interface Expanded {
   readonly origin: Origin
 }
 
-const describePath = (path: Path): string =>
-  path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("")
-
 /**
  * Problems of `params` against `kind`'s params Schema, at paths under `at`, named after `prefix`
  * (params of another kind than the macro's, e.g. its `generate:` block, are named `generate.<key>`).
@@ -102,19 +99,8 @@ const checkParams = (
 ): Array<readonly [Path, string]> => {
   const schema = registry?.kinds.get(kind)?.params
   if (schema === undefined) return []
-  const decoded = Schema.decodeUnknownEither(schema, { errors: "all", onExcessProperty: "error" })(params)
-  if (Either.isRight(decoded)) return []
-  return ParseResult.ArrayFormatter.formatErrorSync(decoded.left).map((issue) => {
-    const path = issue.path as Path
-    const where = `param '${describePath([...prefix, ...path])}'`
-    if (issue._tag === "Unexpected" || issue.message.startsWith("is unexpected")) {
-      const key = String(path[path.length - 1])
-      const expected = [...[...issue.message.matchAll(/"([^"]+)"/g)].map((m) => m[1]!), ...(path.length === 1 ? extraKeys : [])]
-      return [[...at, ...path], `${who}: unknown ${where}${didYouMean(key, expected)}; valid params here: ${choices(expected)}`] as const
-    }
-    if (issue._tag === "Missing") return [[...at, ...path], `${who}: missing required ${where}`] as const
-    return [[...at, ...path], `${who}: ${where}: ${issue.message}`] as const
-  })
+  const decoded = decodeChecked(schema, params, { noun: "param", who, prefix, extraKeys })
+  return Either.isLeft(decoded) ? decoded.left.map(({ path, message }) => [[...at, ...path], message] as const) : []
 }
 
 /** Expands one born_again node (at `index`), or returns its problems as (path, message) pairs. */
@@ -292,10 +278,7 @@ export const expandMacros = (input: unknown, source: SourceMap, registry?: KindR
     }
     const result = bornAgain(node, index, typeof input.seed === "number" && Number.isInteger(input.seed) ? input.seed : 0, registry)
     if (!("nodes" in result)) {
-      for (const [path, message] of result) {
-        const pos = locateNearest(source, path)
-        issues.push(pos === undefined ? { message, path } : { message, path, line: pos.line, column: pos.column })
-      }
+      for (const [path, message] of result) issues.push(issueAt(source, path, message))
       return
     }
     expanded.push(...result.nodes)

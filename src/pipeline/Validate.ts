@@ -3,14 +3,16 @@
  * everything that can be checked before anything runs: the document's shape, node ids (format and
  * duplicates), kinds (with the nearest name suggested), params against each kind's Schema (unknown,
  * missing, ill-typed), inputs (unknown port, missing input, unknown node or output port, port type
- * mismatch) and cycles (printed as a path). All problems are reported together. Macro nodes
- * (pipeline/Macros.ts) are expanded into plain nodes before any of this.
+ * mismatch) and cycles (printed as a path). All problems are reported together; Schema problems are
+ * worded by pipeline/Issues.ts. Macro nodes (pipeline/Macros.ts) are expanded into plain nodes before
+ * any of this.
  */
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
 import { topologicalOrder } from "../dag/Graph.js"
 import { choices, didYouMean } from "../domain/Suggest.js"
 import type { InputSpecs } from "../nodes/NodeKind.js"
 import type { KindRegistry } from "../nodes/Registry.js"
+import { decodeChecked } from "./Issues.js"
 import { expandMacros } from "./Macros.js"
 import type { Pipeline, PipelineIssue, PortRef, ResolvedNode, SourceMap } from "./Pipeline.js"
 import { issueAt, PipelineDoc, PipelineError } from "./Pipeline.js"
@@ -19,27 +21,10 @@ type Path = ReadonlyArray<string | number>
 
 const ID_PATTERN = /^[A-Za-z_][A-Za-z0-9_-]*$/
 
-const decodeOptions = { errors: "all", onExcessProperty: "error" } as const
-
 /** Parses "node" or "node.port". */
 export const parseRef = (ref: string): { readonly node: string; readonly port?: string } => {
   const dot = ref.indexOf(".")
   return dot < 0 ? { node: ref } : { node: ref.slice(0, dot), port: ref.slice(dot + 1) }
-}
-
-const describePath = (path: Path): string =>
-  path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("")
-
-/** Rewrites Effect's parse messages into ones that name the key and, for typos, the nearest valid key. */
-const paramIssueMessage = (prefix: string, issue: ParseResult.ArrayFormatterIssue): string => {
-  const where = issue.path.length > 0 ? `param '${describePath(issue.path as Path)}'` : "params"
-  if (issue._tag === "Unexpected" || issue.message.startsWith("is unexpected")) {
-    const key = String(issue.path[issue.path.length - 1])
-    const expected = [...issue.message.matchAll(/"([^"]+)"/g)].map((m) => m[1]!)
-    return `${prefix}: unknown ${where}${didYouMean(key, expected)}${expected.length > 0 ? `; valid params here: ${choices(expected)}` : ""}`
-  }
-  if (issue._tag === "Missing") return `${prefix}: missing required ${where}`
-  return `${prefix}: ${where}: ${issue.message}`
 }
 
 export const resolvePipeline = (
@@ -54,18 +39,9 @@ export const resolvePipeline = (
   const report = (path: Path, message: string) => issues.push(issueAt(source, path, message))
   const fail = () => Either.left(new PipelineError({ file: source.file, issues }))
 
-  const decoded = Schema.decodeUnknownEither(PipelineDoc, decodeOptions)(input)
+  const decoded = decodeChecked(PipelineDoc, input, { noun: "key", whole: "the pipeline" })
   if (Either.isLeft(decoded)) {
-    for (const issue of ParseResult.ArrayFormatter.formatErrorSync(decoded.left)) {
-      const key = issue.path[issue.path.length - 1]
-      const message =
-        issue._tag === "Unexpected" || issue.message.startsWith("is unexpected")
-          ? `unknown key '${String(key)}'${didYouMean(String(key), ["name", "description", "seed", "plugins", "nodes", "sweep", "id", "kind", "params", "inputs"])}`
-          : issue._tag === "Missing"
-            ? `missing required key '${describePath(issue.path as Path)}'`
-            : `'${describePath(issue.path as Path)}': ${issue.message}`
-      report(issue.path as Path, message)
-    }
+    for (const { path, message } of decoded.left) report(path, message)
     return fail()
   }
   const doc = decoded.right
@@ -94,11 +70,9 @@ export const resolvePipeline = (
       report(["nodes", i, "kind"], `node '${node.id}': unknown kind '${node.kind}'${didYouMean(node.kind, kindNames)}; kinds are: ${choices(kindNames)}`)
       return
     }
-    const params = Schema.decodeUnknownEither(kind.params, decodeOptions)(node.params ?? {})
+    const params = decodeChecked(kind.params, node.params ?? {}, { noun: "param", who: `node '${node.id}' (${node.kind})` })
     if (Either.isLeft(params)) {
-      for (const issue of ParseResult.ArrayFormatter.formatErrorSync(params.left)) {
-        report(["nodes", i, "params", ...(issue.path as Path)], paramIssueMessage(`node '${node.id}' (${node.kind})`, issue))
-      }
+      for (const { path, message } of params.left) report(["nodes", i, "params", ...path], message)
       return
     }
     const encoded = Schema.encodeEither(kind.params)(params.right)

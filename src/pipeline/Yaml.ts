@@ -1,7 +1,7 @@
 /**
  * Loads a pipeline from a YAML file: parses it keeping source positions, so that every later check
  * can point at file:line:column, loads the plugins it names, and resolves it against the registry.
- * A `sweep:` section is checked too (pipeline/Sweep.ts); `loadSweepFile` returns its trials.
+ * A `sweep:` section is checked too (pipeline/SweepGrammar.ts); `loadSweepFile` returns its trials.
  */
 import { Effect, Either } from "effect"
 import { readFile } from "node:fs/promises"
@@ -12,8 +12,8 @@ import type { KindRegistry, PluginError, RegistryError } from "../nodes/Registry
 import { withPlugins } from "../nodes/Registry.js"
 import type { Pipeline, PipelineIssue, SourceMap } from "./Pipeline.js"
 import { PipelineError } from "./Pipeline.js"
-import type { Sweep } from "./Sweep.js"
-import { resolveSweep } from "./Sweep.js"
+import type { Sweep } from "./SweepGrammar.js"
+import { resolveSweep } from "./SweepGrammar.js"
 import { resolvePipeline } from "./Validate.js"
 
 /** A parsed YAML document with its source map. */

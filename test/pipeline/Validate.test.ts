@@ -58,7 +58,7 @@ describe("pipeline validation", () => {
     const e = errorOf("name: t\nnodes:\n  - id: one\n    kind: constant\n    params:\n      valu: 1\n  - id: two\n    kind: constant\n    params:\n      value: high\n")
     assert.include(e.message, "p.yaml:6:7: node 'one' (constant): unknown param 'valu' (did you mean 'value'?)")
     assert.include(e.message, "node 'one' (constant): missing required param 'value'")
-    assert.match(e.message, /p\.yaml:10:7: node 'two' \(constant\): param 'value': Expected number, actual "high"/)
+    assert.match(e.message, /p\.yaml:10:7: node 'two' \(constant\): param 'value': expected a number, got "high"/)
     assert.strictEqual(e.issues.length, 3)
   })
 

@@ -1,6 +1,7 @@
 /**
- * The `sweep:` section of a pipeline and its expansion into trials. A sweep names params by path
- * (`<node>.params.<path inside params>`) and gives them values three ways, combined as a product:
+ * The sweep grammar: the `sweep:` section of a pipeline and its expansion into trials (dag/SweepRunner.ts
+ * runs them). A sweep names params by path (`<node>.params.<path inside params>`) and gives them values
+ * three ways, combined as a product:
  *
  * ```yaml
  * sweep:
@@ -27,10 +28,11 @@
  * the kind does not have) with the nearest valid name suggested. Expansion is pure and deterministic.
  */
 import type { SchemaAST } from "effect"
-import { Either, ParseResult, Schema } from "effect"
+import { Either, Schema } from "effect"
 import { deriveSeed, makeRng } from "../domain/Random.js"
 import { choices, didYouMean } from "../domain/Suggest.js"
 import type { KindRegistry } from "../nodes/Registry.js"
+import { alternatives, decodeChecked, describeSchema, unknownKeyMessage } from "./Issues.js"
 import type { Pipeline, PipelineDoc, PipelineIssue, SourceMap } from "./Pipeline.js"
 import { issueAt, PipelineError } from "./Pipeline.js"
 import { resolvePipeline } from "./Validate.js"
@@ -124,42 +126,6 @@ export const describePoint = (params: ReadonlyArray<readonly [string, unknown]>)
 // ---------------------------------------------------------------------------------------------------
 // Param paths against a kind's params Schema
 
-/** The encoded-side alternatives of a schema node (what YAML gives), unions flattened. */
-const alternatives = (ast: SchemaAST.AST): ReadonlyArray<SchemaAST.AST> => {
-  switch (ast._tag) {
-    case "Transformation":
-      return alternatives(ast.from)
-    case "Refinement":
-      return alternatives(ast.from)
-    case "Suspend":
-      return alternatives(ast.f())
-    case "Union":
-      return ast.types.flatMap(alternatives)
-    default:
-      return [ast]
-  }
-}
-
-const describeAst = (asts: ReadonlyArray<SchemaAST.AST>): string => {
-  const kinds = [...new Set(asts.filter((a) => a._tag !== "UndefinedKeyword").map((a) => {
-    switch (a._tag) {
-      case "NumberKeyword":
-        return "a number"
-      case "StringKeyword":
-        return "a string"
-      case "BooleanKeyword":
-        return "a boolean"
-      case "Literal":
-        return typeof a.literal === "string" ? "a name" : `the literal ${String(a.literal)}`
-      case "TupleType":
-        return "a list"
-      default:
-        return "a value"
-    }
-  }))]
-  return kinds.join(" or ")
-}
-
 /**
  * Why `path` names nothing in a params schema, or undefined when it names a param. Through unions
  * (e.g. `model` is an mlp or a cnn) a key of any member counts.
@@ -193,10 +159,11 @@ export const paramPathProblem = (schema: SchemaAST.AST, path: ReadonlyArray<stri
     if (next.length === 0) {
       const unique = [...new Set(keys)]
       if (unique.length > 0) {
-        return `unknown param '${segment}'${where}${didYouMean(segment, unique)}; valid params here: ${choices(unique)}`
+        return unknownKeyMessage("param", `'${segment}'${where}`, segment, unique)
       }
       if (structured) return `'${segment}'${where} is not a valid list index`
-      return `'${path.slice(0, i).join(".")}' is ${describeAst(current)}; it has no field '${segment}'`
+      const kinds = [...new Set(current.filter((a) => a._tag !== "UndefinedKeyword").map(describeSchema))]
+      return `'${path.slice(0, i).join(".")}' is ${kinds.join(" or ")}; it has no field '${segment}'`
     }
     current = next
   }
@@ -312,11 +279,6 @@ export const applyPoint = (doc: PipelineDoc, point: Assignment, seed: number): P
 // ---------------------------------------------------------------------------------------------------
 // Checking and resolving
 
-const decodeOptions = { errors: "all", onExcessProperty: "error" } as const
-
-const describePath = (path: Path): string =>
-  path.map((p, i) => (typeof p === "number" ? `[${p}]` : i === 0 ? p : `.${p}`)).join("")
-
 /** Where the values of a swept path are written: ["sweep", section, path] (random: under params). */
 const valuesLocation = (spec: SweepDoc, path: string): Path =>
   spec.grid?.[path] !== undefined
@@ -324,41 +286,6 @@ const valuesLocation = (spec: SweepDoc, path: string): Path =>
     : spec.zip?.[path] !== undefined
       ? ["sweep", "zip", path]
       : ["sweep", "random", "params", path]
-
-const EXPECTED = /^(.*): Expected (.+), actual (.+)$/s
-
-/**
- * Schema reports a value outside a union once per member (and once more for `undefined` when the
- * param is optional), and again at every enclosing struct. For one bad sweep value that is a dozen
- * lines: keep the innermost path, drop the `undefined` alternative, and merge the members into one
- * "is not one of" line with a suggestion.
- */
-const tidyIssues = (issues: ReadonlyArray<PipelineIssue>): ReadonlyArray<PipelineIssue> => {
-  const key = (path: Path) => path.map(String).join("\u0000")
-  const innermost = issues.filter(
-    (i) => !issues.some((o) => o.path.length > i.path.length && key(o.path.slice(0, i.path.length)) === key(i.path))
-  )
-  const groups = new Map<string, Array<PipelineIssue>>()
-  for (const issue of innermost) {
-    const group = groups.get(key(issue.path)) ?? []
-    group.push(issue)
-    groups.set(key(issue.path), group)
-  }
-  return [...groups.values()].flatMap((group) => {
-    const parsed = group.map((i) => EXPECTED.exec(i.message))
-    if (parsed.some((m) => m === null)) return group
-    const matches = parsed as Array<RegExpExecArray>
-    const expected = matches.map((m) => m[2]!).filter((e) => e !== "undefined")
-    if (expected.length === 0) return group
-    const actual = matches[0]![3]!
-    const prefix = matches[0]![1]!
-    const names = expected.map((e) => (e.startsWith('"') ? (JSON.parse(e) as string) : e))
-    const message = expected.length === 1
-      ? `${prefix}: Expected ${expected[0]}, actual ${actual}`
-      : `${prefix}: ${actual} is not one of ${choices(names)}${actual.startsWith('"') ? didYouMean(JSON.parse(actual) as string, names) : ""}`
-    return [{ ...group[0]!, message }]
-  })
-}
 
 /**
  * Resolves a pipeline document that has a `sweep:` section into its trials, or every problem at once:
@@ -387,18 +314,9 @@ export const resolveSweep = (
     report([], "the pipeline has no `sweep:` section: add one (grid, zip, random, seeds) or use `distillery run`")
     return fail()
   }
-  const decoded = Schema.decodeUnknownEither(SweepDoc, decodeOptions)(doc.sweep)
+  const decoded = decodeChecked(SweepDoc, doc.sweep, { noun: "key", who: "sweep", whole: "" })
   if (Either.isLeft(decoded)) {
-    for (const issue of ParseResult.ArrayFormatter.formatErrorSync(decoded.left)) {
-      const path = ["sweep", ...(issue.path as Path)]
-      const key = issue.path[issue.path.length - 1]
-      const message = issue._tag === "Unexpected" || issue.message.startsWith("is unexpected")
-        ? `sweep: unknown key '${String(key)}'${didYouMean(String(key), ["grid", "zip", "random", "seeds", "baseline", "n", "seed", "params", "min", "max", "log", "int"])}`
-        : issue._tag === "Missing"
-          ? `sweep: missing required key '${describePath(issue.path as Path)}'`
-          : `sweep: '${describePath(issue.path as Path)}': ${issue.message}`
-      report(path, message)
-    }
+    for (const { path, message } of decoded.left) report(["sweep", ...path], message)
     return fail()
   }
   const spec = decoded.right
@@ -516,7 +434,7 @@ export const resolveSweep = (
       }
       const resolved = resolvePipeline(trialDoc, registry, trialSource)
       if (Either.isLeft(resolved)) {
-        for (const issue of tidyIssues(resolved.left.issues)) {
+        for (const issue of resolved.left.issues) {
           const swept = sweptAt(issue.path)
           const message = swept !== undefined
             ? `sweep value ${swept.label}: ${issue.message}`

@@ -13,8 +13,8 @@
  */
 import { Clock, Context, Effect, Either, Layer, Random } from "effect"
 import type { Progress } from "../nodes/NodeKind.js"
-import type { Sweep, SweepTrial } from "../pipeline/Sweep.js"
-import { describePoint } from "../pipeline/Sweep.js"
+import type { Sweep, SweepTrial } from "../pipeline/SweepGrammar.js"
+import { describePoint } from "../pipeline/SweepGrammar.js"
 import { ResultsStore } from "../store/ResultsStore.js"
 import type { RunResult } from "./Executor.js"
 import { Executor } from "./Executor.js"

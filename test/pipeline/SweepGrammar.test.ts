@@ -3,8 +3,8 @@ import { Either } from "effect"
 import { builtinRegistry } from "../../src/nodes/builtins.js"
 import { pipeline } from "../../src/pipeline/Builder.js"
 import type { PipelineError } from "../../src/pipeline/Pipeline.js"
-import type { Sweep } from "../../src/pipeline/Sweep.js"
-import { gridPoints, paramPathProblem, randomPoints, resolveSweep, zipPoints } from "../../src/pipeline/Sweep.js"
+import type { Sweep } from "../../src/pipeline/SweepGrammar.js"
+import { gridPoints, paramPathProblem, randomPoints, resolveSweep, zipPoints } from "../../src/pipeline/SweepGrammar.js"
 import { parseYaml } from "../../src/pipeline/Yaml.js"
 import { TrainKind } from "../../src/nodes/train.js"
 import { DatasetKind } from "../../src/index.js"
@@ -158,7 +158,7 @@ describe("sweep errors", () => {
     const message = problems(kd(`  grid:
     student_kd.params.objective.temperature: [1, -2]
     student_kd.params.objective.divergence: [forward_kl, backward_kl]`))
-    assert.include(message, "s.yaml:33:50: sweep value student_kd.params.objective.temperature = -2: node 'student_kd' (train): param 'objective.temperature': Expected a positive number, actual -2")
+    assert.include(message, "s.yaml:33:50: sweep value student_kd.params.objective.temperature = -2: node 'student_kd' (train): param 'objective.temperature': expected a positive number, got -2")
     assert.match(message, /s\.yaml:34:58: sweep value student_kd\.params\.objective\.divergence = backward_kl: .*"backward_kl" is not one of 'forward_kl', 'reverse_kl'/)
     // Reported once per bad value, not once per trial or per union member.
     assert.match(message, /^2 problems in s\.yaml/)
