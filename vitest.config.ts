@@ -2,6 +2,7 @@ import { defineConfig } from "vitest/config"
 
 export default defineConfig({
   test: {
+    globalSetup: ["test/globalSetup.ts"],
     include: ["test/**/*.test.ts", "plugins/**/*.test.ts"],
     testTimeout: 120_000,
     hookTimeout: 120_000,
