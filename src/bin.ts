@@ -5,19 +5,22 @@
  * only bugs print a stack trace.
  */
 import { Command } from "@effect/cli"
-import { NodeContext, NodeRuntime } from "@effect/platform-node"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit, Layer } from "effect"
-import type { BackendName } from "./backend/Backend.js"
-import { TfBackend } from "./backend/Backend.js"
+import type { BackendName } from "./backend/TfBackend.js"
+import { TfBackend } from "./backend/TfBackend.js"
 import { ArtifactStore } from "./cache/ArtifactStore.js"
 import { explain } from "./cli/explain.js"
 import { exportCommand } from "./cli/export.js"
 import { gc } from "./cli/gc.js"
 import { graph } from "./cli/graph.js"
+import { init } from "./cli/init.js"
 import { ls } from "./cli/ls.js"
 import { query } from "./cli/query.js"
 import { report } from "./cli/report.js"
 import { run } from "./cli/run.js"
+import { schema } from "./cli/schema.js"
 import { resultsFile } from "./cli/shared.js"
 import { show } from "./cli/show.js"
 import { sweep } from "./cli/sweep.js"
@@ -82,7 +85,9 @@ const distillery = Command.make("distillery", {}).pipe(
     explain.pipe(Command.provide((o) => Layer.merge(ArtifactStore.layerFileSystem(o.store), readLayer(o.store)))),
     exportCommand.pipe(Command.provide((o) => readLayer(o.store))),
     gc.pipe(Command.provide((o) => Layer.merge(ArtifactStore.layerFileSystem(o.store), readLayer(o.store)))),
-    report.pipe(Command.provide((o) => readLayer(o.store)))
+    report.pipe(Command.provide((o) => readLayer(o.store))),
+    schema,
+    init
   ])
 )
 

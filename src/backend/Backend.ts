@@ -10,7 +10,6 @@
  * layers build it with.
  */
 import * as tf from "@tensorflow/tfjs"
-import { Context, Effect, Layer, Schema } from "effect"
 import { installWasmConvGrads } from "./kernels/WasmConvGrads.js"
 import { installWasmDataMovementFix } from "./kernels/WasmDataMovement.js"
 import { installWasmMatMulFix } from "./kernels/WasmMatMul.js"
@@ -18,29 +17,13 @@ import { installNativeConv, uninstallNativeConv } from "./kernels/NativeConv.js"
 import { installNativeMatMul, isNativeMatMulInstalled, uninstallNativeMatMul } from "./kernels/NativeMatMul.js"
 import type { NativeAddon } from "./Native.js"
 import { loadNative } from "./Native.js"
+import type { BackendName } from "./TfBackend.js"
+import { backendError } from "./TfBackend.js"
 
-export const backendNames = ["wasm", "native", "cpu", "tensorflow", "webgpu", "auto"] as const
-export type BackendName = (typeof backendNames)[number]
+export type { BackendName } from "./TfBackend.js"
+export { BackendError, backendNames, isBackendName, TfBackend } from "./TfBackend.js"
 
-export const isBackendName = (s: string): s is BackendName => (backendNames as ReadonlyArray<string>).includes(s)
-
-/** A backend that was asked for and cannot run here, with what to do about it. */
-export class BackendError extends Schema.TaggedError<BackendError>()("BackendError", {
-  requested: Schema.String,
-  message: Schema.String,
-  choices: Schema.Array(Schema.String),
-  cause: Schema.optional(Schema.Defect)
-}) {}
-
-const choices: ReadonlyArray<string> = backendNames
-
-const fail = (requested: string, message: string, cause?: unknown): BackendError =>
-  new BackendError({
-    requested,
-    message: `${message} Valid backends: ${choices.join(", ")}.`,
-    choices,
-    ...(cause === undefined ? {} : { cause })
-  })
+const fail = backendError
 
 /**
  * Imports an optional package that may not be installed. The specifier is a variable so that neither
@@ -289,22 +272,5 @@ export const initBackend = async (name: BackendName): Promise<string> => {
       return initAuto()
     default:
       throw fail(String(name), `Unknown backend "${String(name)}".`)
-  }
-}
-
-/** The tfjs backend in use, readied once when the layer is built. */
-export class TfBackend extends Context.Tag("distillery/TfBackend")<TfBackend, { readonly name: string }>() {
-  static layer(name: BackendName): Layer.Layer<TfBackend, BackendError> {
-    return Layer.scoped(
-      TfBackend,
-      Effect.acquireRelease(
-        Effect.tryPromise({
-          try: () => initBackend(name),
-          catch: (e) => (e instanceof BackendError ? e : fail(name, `Backend ${name} failed: ${String(e)}.`, e))
-        }).pipe(Effect.map((used) => TfBackend.of({ name: used }))),
-        // tfjs keeps one global engine; other scopes may still hold tensors on it, so nothing is torn down.
-        () => Effect.void
-      )
-    )
   }
 }

@@ -78,16 +78,15 @@ export interface NativeAddon {
   info(): { readonly isa: string; readonly threads: number }
 }
 
-/** The built addon, relative to this file (src/backend/ -> native/build/Release/). */
-export const nativeAddonPath = path.join(
-  path.dirname(fileURLToPath(import.meta.url)),
-  "..",
-  "..",
-  "native",
-  "build",
-  "Release",
-  "distillery_native.node"
-)
+/** The package's root: the nearest folder above this module with a package.json (from src/backend/ or dist/). */
+const packageRoot = (): string => {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  while (!fs.existsSync(path.join(dir, "package.json")) && path.dirname(dir) !== dir) dir = path.dirname(dir)
+  return dir
+}
+
+/** The built addon: native/build/Release/ of the package. */
+export const nativeAddonPath = path.join(packageRoot(), "native", "build", "Release", "distillery_native.node")
 
 type Loaded = { readonly ok: true; readonly addon: NativeAddon } | { readonly ok: false; readonly reason: string }
 

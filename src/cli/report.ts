@@ -4,13 +4,12 @@
  * sweep, a metric against a swept param with 95% confidence bars across seeds.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Console, Effect, Option, Schema } from "effect"
 import * as path from "node:path"
 import { renderHtml } from "../report/Html.js"
 import { loadReport } from "../report/Load.js"
 import { storeOption } from "./shared.js"
-import { UnknownRunError } from "./show.js"
 
 /** The report file could not be written. */
 export class ReportWriteError extends Schema.TaggedError<ReportWriteError>()("ReportWriteError", {
@@ -71,10 +70,7 @@ export const report = Command.make(
         metric: Option.getOrUndefined(o.metric),
         x: Option.getOrUndefined(o.x),
         group: Option.getOrUndefined(group)
-      }).pipe(
-        // Same tag as `show`'s unknown run, so the exit code (4) is the same.
-        Effect.catchTag("UnknownTargetError", (e) => new UnknownRunError({ run: e.id, message: e.message }))
-      )
+      })
       if (data.kind === "run" && [o.metric, o.x, o.group].some(Option.isSome)) {
         yield* Console.error(`note: --metric, --x and --group apply to sweeps; ${data.id} is a run`)
       }

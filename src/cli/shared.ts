@@ -5,7 +5,7 @@
 import { Options } from "@effect/cli"
 import { availableParallelism } from "node:os"
 import { join } from "node:path"
-import { backendNames } from "../backend/Backend.js"
+import { backendNames, defaultBackend } from "../backend/TfBackend.js"
 import { builtinRegistry } from "../nodes/builtins.js"
 import { loadPipelineFile } from "../pipeline/Yaml.js"
 
@@ -15,8 +15,10 @@ export const storeOption = Options.directory("store").pipe(
 )
 
 export const backendOption = Options.choice("backend", backendNames).pipe(
-  Options.withDescription("the tfjs backend: wasm (default), cpu, tensorflow (needs @tensorflow/tfjs-node), webgpu, auto"),
-  Options.withDefault("wasm" as const)
+  Options.withDescription(
+    "the tfjs backend: auto (default: tensorflow when @tensorflow/tfjs-node is installed, else webgpu on a GPU, else native where its kernels built, else wasm), native, wasm, cpu, tensorflow, webgpu"
+  ),
+  Options.withDefault(defaultBackend)
 )
 
 export const formatOption = Options.choice("format", ["table", "csv", "json"] as const).pipe(

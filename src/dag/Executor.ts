@@ -9,7 +9,8 @@
  */
 import { dirname } from "node:path"
 import { Cause, Clock, Context, Deferred, Effect, Exit, Layer, Option, Random, Schema } from "effect"
-import { TfBackend } from "../backend/Backend.js"
+import type { BackendError } from "../backend/TfBackend.js"
+import { TfBackend } from "../backend/TfBackend.js"
 import { ArtifactStore } from "../cache/ArtifactStore.js"
 import * as CacheKey from "../cache/CacheKey.js"
 import { decodeArtifact, encodeArtifact } from "../cache/Codec.js"
@@ -128,7 +129,7 @@ const errorMessage = (cause: Cause.Cause<unknown>): string => {
 export class Executor extends Context.Tag("distillery/Executor")<
   Executor,
   {
-    readonly run: (pipeline: Pipeline, options?: RunOptions) => Effect.Effect<RunResult, RunFailedError>
+    readonly run: (pipeline: Pipeline, options?: RunOptions) => Effect.Effect<RunResult, RunFailedError | BackendError>
   }
 >() {
   static readonly layer = Layer.effect(
@@ -150,8 +151,13 @@ export class Executor extends Context.Tag("distillery/Executor")<
           Effect.catchAll(() => Effect.succeed(Option.none<StoredResult>()))
         )
 
+      /** The backend's name, readied on first use (a run readies it before its first node when anything computes). */
+      const backendFor = (node: ResolvedNode) =>
+        backend.use.pipe(Effect.mapError((e) => new NodeError({ node: node.id, kind: node.kind.kind, message: e.message, cause: e })))
+
       const computeInline = (node: ResolvedNode, inputs: Record<string, Artifact>) =>
         Effect.gen(function* () {
+          const backendName = yield* backendFor(node)
           const metrics: Array<MetricRow> = []
           const examples: Array<ExampleRow> = []
           const info: Record<string, unknown> = {}
@@ -162,7 +168,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
             inputs,
             inputNodes: Object.fromEntries(Object.entries(node.inputs).map(([port, ref]) => [port, ref.node])),
             seed: node.seed,
-            backend: backend.name,
+            backend: backendName,
             progress: (p) => reporter.progress(node.id, p),
             metric: (row) => metrics.push(row),
             examples: (rows) => {
@@ -196,7 +202,8 @@ export class Executor extends Context.Tag("distillery/Executor")<
       /** A heavy node on the worker pool (when there is one and it knows the kind), else inline. */
       const compute = (pipeline: Pipeline, node: ResolvedNode, inputs: Record<string, Artifact>) => {
         if (Option.isNone(pool) || node.kind.heavy !== true) return computeInline(node, inputs)
-        return pool.value
+        const onPool = pool.value
+        return backendFor(node).pipe(Effect.flatMap((backendName) => onPool
           .run(
             {
               kind: node.kind.kind,
@@ -206,7 +213,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
               inputs,
               inputNodes: Object.fromEntries(Object.entries(node.inputs).map(([port, ref]) => [port, ref.node])),
               seed: node.seed,
-              backend: backend.name,
+              backend: backendName,
               plugins: pipeline.doc.plugins ?? [],
               baseDir: dirname(pipeline.source)
             },
@@ -216,7 +223,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
             Effect.map((r): StoredResult => ({ node: node.id, kind: node.kind.kind, version: node.kind.version, ...r })),
             // A kind only this process knows (defined in a TypeScript pipeline) cannot run on a worker.
             Effect.catchTag("KindNotFoundError", () => computeInline(node, inputs))
-          )
+          )))
       }
 
       /**
@@ -287,13 +294,20 @@ export class Executor extends Context.Tag("distillery/Executor")<
           )
           const outcomes = new Map<string, NodeOutcome>()
           const semaphore = yield* Effect.makeSemaphore(concurrency)
+          // The backend is readied (tfjs loaded) only when some node will compute; a run whose every node
+          // is a cache hit records backend "none".
+          const computes =
+            options.force === true ||
+            rerun.size > 0 ||
+            (yield* Effect.forEach([...pipelineCacheKeys(pipeline).values()], (key) => artifacts.has(key).pipe(Effect.orElseSucceed(() => false)))).includes(false)
+          const backendName = computes ? yield* backend.use : "none"
 
           yield* results
             .startRun({
               runId,
               pipeline: pipeline.name,
               pipelinePath: pipeline.source,
-              backend: backend.name,
+              backend: backendName,
               ...(options.sweepId !== undefined ? { sweepId: options.sweepId } : {}),
               ...(options.trial !== undefined ? { trial: options.trial } : {})
             })

@@ -232,7 +232,8 @@ export const runSweep = (
               status: "failed",
               executed: counted.get("executed") ?? 0,
               cached: counted.get("cached") ?? 0,
-              failures: result.left.failures
+              // A backend that cannot start fails the trial before any node runs.
+              failures: result.left._tag === "BackendError" ? [{ node: "(backend)", message: result.left.message }] : result.left.failures
             }
         reporter.trialFinished(outcome)
         return outcome

@@ -16,7 +16,6 @@ import { createRequire } from "node:module"
 import { pathToFileURL } from "node:url"
 import { Worker } from "node:worker_threads"
 import { Context, Effect, Either, Layer, Schema } from "effect"
-import { TfBackend } from "../backend/Backend.js"
 import { decodeArtifact, encodeArtifact } from "../cache/Codec.js"
 import type { Artifact } from "../domain/Artifact.js"
 import { builtinRegistry } from "../nodes/builtins.js"
@@ -179,7 +178,7 @@ const spawn = (backend: string): Handle => {
   return handle
 }
 
-const makePool = (size: number, backend: string) =>
+const makePool = (size: number) =>
   Effect.gen(function* () {
     const idle: Array<Handle> = []
     const live = yield* Effect.acquireRelease(
@@ -197,7 +196,8 @@ const makePool = (size: number, backend: string) =>
       }
     }
 
-    const checkout = (): Handle => {
+    // Every job of a process names the same backend (the executor's), so any idle worker will do.
+    const checkout = (backend: string): Handle => {
       for (let h = idle.pop(); h !== undefined; h = idle.pop()) if (!h.dead) return h
       const handle = spawn(backend)
       live.add(handle)
@@ -268,7 +268,7 @@ const makePool = (size: number, backend: string) =>
       })
 
     const run = (job: KindJob, onProgress: (progress: Progress) => void) =>
-      slots.withPermits(1)(Effect.suspend(() => runOn(checkout(), job, onProgress)))
+      slots.withPermits(1)(Effect.suspend(() => runOn(checkout(job.backend), job, onProgress)))
 
     const service: WorkerPoolService = { size, run }
     return service
@@ -276,12 +276,8 @@ const makePool = (size: number, backend: string) =>
 
 /** A pool of worker threads for heavy node kinds (see the module comment). */
 export class WorkerPool extends Context.Tag("distillery/WorkerPool")<WorkerPool, WorkerPoolService>() {
-  /** Up to `size` workers (at least 1) on the backend in use; terminated when the layer is released. */
-  static readonly layer = (size: number): Layer.Layer<WorkerPool, never, TfBackend> =>
-    Layer.scoped(
-      WorkerPool,
-      Effect.flatMap(TfBackend, (backend) => makePool(Math.max(1, Math.floor(size)), backend.name))
-    )
+  /** Up to `size` workers (at least 1), each on its jobs' backend; terminated when the layer is released. */
+  static readonly layer = (size: number): Layer.Layer<WorkerPool> => Layer.scoped(WorkerPool, makePool(Math.max(1, Math.floor(size))))
 
   /** Runs jobs on the calling thread, one kind lookup away from the executor's own inline path. */
   static readonly layerInline: Layer.Layer<WorkerPool> = Layer.succeed(WorkerPool, { size: 0, run: runJob })

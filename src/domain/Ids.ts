@@ -4,12 +4,14 @@
  */
 import { Schema } from "effect"
 
-export const NodeId = Schema.String.pipe(
+/** A node id as the pipeline grammar checks it: safe in a file name, a SQL string and a Mermaid graph. */
+export const NodeIdText = Schema.String.pipe(
   Schema.pattern(/^[A-Za-z_][A-Za-z0-9_-]*$/, {
     message: () => "a node id is a letter or '_' followed by letters, digits, '_' or '-'"
-  }),
-  Schema.brand("NodeId")
+  })
 )
+
+export const NodeId = NodeIdText.pipe(Schema.brand("NodeId"))
 export type NodeId = typeof NodeId.Type
 
 export const CacheKey = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.brand("CacheKey"))
@@ -17,6 +19,3 @@ export type CacheKey = typeof CacheKey.Type
 
 export const RunId = Schema.String.pipe(Schema.brand("RunId"))
 export type RunId = typeof RunId.Type
-
-export const SweepId = Schema.String.pipe(Schema.brand("SweepId"))
-export type SweepId = typeof SweepId.Type

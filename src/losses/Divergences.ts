@@ -14,6 +14,7 @@ import { reverseKl } from "./reverse_kl.js"
 import { skewKl } from "./skew_kl.js"
 import { skewReverseKl } from "./skew_reverse_kl.js"
 import { tvd } from "./tvd.js"
+import { type DivergenceName, divergenceNames } from "./ObjectiveSpec.js"
 
 export const divergences = [
   forwardKl,
@@ -27,9 +28,8 @@ export const divergences = [
   cosine
 ] as const
 
-export type DivergenceName = (typeof divergences)[number]["name"]
-
-export const divergenceNames: ReadonlyArray<DivergenceName> = divergences.map((d) => d.name)
+export type { DivergenceName }
+export { divergenceNames }
 
 /** A divergence name that is not in the registry; names the nearest valid one and lists them all. */
 export class UnknownDivergenceError extends Schema.TaggedError<UnknownDivergenceError>()("UnknownDivergenceError", {
@@ -50,6 +50,11 @@ export const indexDivergences = (list: ReadonlyArray<Divergence>): ReadonlyMap<s
 }
 
 const registry = indexDivergences(divergences)
+
+// The params Schema lists the names without loading the implementations; the two lists must agree.
+if (divergences.map((d) => d.name).join() !== divergenceNames.join()) {
+  throw new Error(`ObjectiveSpec.ts lists divergences ${divergenceNames.join(", ")} but the registry has ${[...registry.keys()].join(", ")}`)
+}
 
 /**
  * The valid name closest to `name` by edit distance (case-insensitive), however far: an unknown

@@ -15,34 +15,14 @@
  *   divergence "none", the loss is the CE alone (weight 1).
  */
 import * as tf from "@tensorflow/tfjs"
-import { Schema } from "effect"
 import { type TeacherBatch, toBuckets } from "./Buckets.js"
 import type { DivergenceParams } from "./Divergence.js"
-import { type DivergenceName, divergenceNames as registeredNames, getDivergence } from "./Divergences.js"
+import { getDivergence } from "./Divergences.js"
+import type { ObjectiveSpec } from "./ObjectiveSpec.js"
 
 export type { TeacherBatch } from "./Buckets.js"
 
-export const divergenceNames: ReadonlyArray<string> = registeredNames
-
-const literalNames = registeredNames as unknown as readonly [DivergenceName, ...Array<DivergenceName>]
-
-export const ObjectiveSpec = Schema.Struct({
-  /** Which divergence distils the teacher; "none" trains on the hard labels only. */
-  divergence: Schema.optionalWith(Schema.Literal(...literalNames, "none"), { default: () => "none" as const }),
-  /** Softmax temperature applied to both teacher and student logits in the distillation term. */
-  temperature: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 1 }),
-  /** Weight of the distillation term; 1 - alpha goes to the hard-label CE. */
-  alpha: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.5 }),
-  /** Multiply the distillation term by T^2 (Hinton et al. 2015). */
-  scaleT2: Schema.optionalWith(Schema.Boolean, { default: () => true }),
-  /** generalized_jsd: beta -> 0 is forward KL, beta -> 1 reverse KL. */
-  beta: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1)), { default: () => 0.5 }),
-  /** skew_kl / skew_reverse_kl: the share of the other side mixed into the second argument. */
-  skew: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1)), { default: () => 0.1 }),
-  /** cosine: compare probabilities or logits. */
-  space: Schema.optionalWith(Schema.Literal("logits", "probs"), { default: () => "probs" as const })
-})
-export type ObjectiveSpec = typeof ObjectiveSpec.Type
+export { divergenceNames, ObjectiveSpec } from "./ObjectiveSpec.js"
 
 const divergenceParams = (spec: ObjectiveSpec): DivergenceParams => ({
   beta: spec.beta,

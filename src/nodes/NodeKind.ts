@@ -4,9 +4,9 @@
  * export more. The executor gives `run` a `NodeContext` with decoded params, resolved inputs and the
  * sinks for progress, metrics and per-example rows.
  */
-import type { Effect } from "effect"
-import { Schema } from "effect"
-import type { PortType, PortValues, SplitName } from "../domain/Artifact.js"
+import { Effect, Schema } from "effect"
+import type { PortType, PortValues } from "../domain/Artifact.js"
+import type { ExampleRow, MetricRow } from "../domain/Results.js"
 
 export interface InputSpec {
   readonly type: PortType
@@ -33,28 +33,7 @@ export interface Progress {
   readonly facts?: Readonly<Record<string, number | string>>
 }
 
-/** One per-example row in the results store: what this node said about one example. */
-export interface ExampleRow {
-  readonly split: SplitName
-  readonly exampleId: number
-  readonly label: number
-  /** Whose prediction this is (a model's node id), when the row is about a model's output. */
-  readonly subject?: string
-  readonly prediction?: number
-  readonly confidence?: number
-  readonly entropy?: number
-  readonly loss?: number
-  /** Filter decisions: "keep" or "drop", and why. */
-  readonly decision?: "keep" | "drop"
-  readonly reason?: string
-}
-
-export interface MetricRow {
-  readonly name: string
-  /** Step (epoch) for curves; absent for final metrics. */
-  readonly step?: number
-  readonly value: number
-}
+export type { ExampleRow, MetricRow } from "../domain/Results.js"
 
 export interface NodeContext<P, I> {
   readonly nodeId: string
@@ -109,3 +88,10 @@ export const defineKind = <P, I extends InputSpecs, O extends OutputSpecs, E>(
 ): NodeKind<P, I, O, E> => kind
 
 export type AnyNodeKind = NodeKind<any, any, any, any>
+
+/**
+ * Loads a module that a kind's computation needs when the node first runs. Kinds import their tensor
+ * code (tfjs, models, the trainer) this way, so that loading the registry, as `validate`, `schema` and
+ * `--help` do, never loads tfjs.
+ */
+export const onRun = <M>(load: () => Promise<M>): Effect.Effect<M> => Effect.promise(load)

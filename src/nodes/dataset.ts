@@ -22,69 +22,112 @@ const Positive = Schema.Number.pipe(Schema.positive())
 
 /** Fractions held out of every class (rounded up per class); the rest trains. */
 const splitFields = {
-  validation: Schema.optionalWith(Fraction, { default: () => 0.1 }),
-  test: Schema.optionalWith(Fraction, { default: () => 0.2 })
+  validation: Schema.optionalWith(Fraction, { default: () => 0.1 }).annotations({
+    description: "Fraction of every class held out for validation (early stopping, checkpoints)"
+  }),
+  test: Schema.optionalWith(Fraction, { default: () => 0.2 }).annotations({
+    description: "Fraction of every class held out for the test split"
+  })
 }
 
 export const MnistSource = Schema.Struct({
-  source: Schema.Literal("mnist"),
-  /** Keep only this many examples in all (a seeded subsample keeping class proportions), for tiny runs. */
-  limit: Schema.optional(Count),
+  source: Schema.propertySignature(Schema.Literal("mnist")).annotations({
+    description: "The 10,000 28x28 digits of the mnist package"
+  }),
+  limit: Schema.optional(Count).annotations({
+    description: "Keep only this many examples in all (a seeded subsample keeping class proportions), for tiny runs"
+  }),
   ...splitFields
 }).annotations({ identifier: "MnistSource" })
 
 export const GaussianMixtureSource = Schema.Struct({
-  source: Schema.Literal("gaussian_mixture"),
-  classes: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)), { default: () => 3 }),
-  dims: Schema.optionalWith(Count, { default: () => 2 }),
-  examples: Schema.optionalWith(Count, { default: () => 600 }),
-  /** Standard deviation of each class around its mean. */
-  spread: Schema.optionalWith(Positive, { default: () => 1 }),
-  /** Distance between neighbouring class means. */
-  separation: Schema.optionalWith(NonNegative, { default: () => 4 }),
+  source: Schema.propertySignature(Schema.Literal("gaussian_mixture")).annotations({
+    description: "One Gaussian blob per class"
+  }),
+  classes: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)), { default: () => 3 }).annotations({
+    description: "Number of classes"
+  }),
+  dims: Schema.optionalWith(Count, { default: () => 2 }).annotations({ description: "Number of features" }),
+  examples: Schema.optionalWith(Count, { default: () => 600 }).annotations({
+    description: "Number of examples in all, before the split"
+  }),
+  spread: Schema.optionalWith(Positive, { default: () => 1 }).annotations({
+    description: "Standard deviation of each class around its mean"
+  }),
+  separation: Schema.optionalWith(NonNegative, { default: () => 4 }).annotations({
+    description: "Distance between neighbouring class means"
+  }),
   ...splitFields
 }).annotations({ identifier: "GaussianMixtureSource" })
 
 export const TwoMoonsSource = Schema.Struct({
-  source: Schema.Literal("two_moons"),
-  examples: Schema.optionalWith(Count, { default: () => 600 }),
-  /** Standard deviation of the noise added to each coordinate. */
-  noise: Schema.optionalWith(NonNegative, { default: () => 0.1 }),
+  source: Schema.propertySignature(Schema.Literal("two_moons")).annotations({
+    description: "Two interleaving half circles: two classes, two features"
+  }),
+  examples: Schema.optionalWith(Count, { default: () => 600 }).annotations({
+    description: "Number of examples in all, before the split"
+  }),
+  noise: Schema.optionalWith(NonNegative, { default: () => 0.1 }).annotations({
+    description: "Standard deviation of the noise added to each coordinate"
+  }),
   ...splitFields
 }).annotations({ identifier: "TwoMoonsSource" })
 
 export const SpiralsSource = Schema.Struct({
-  source: Schema.Literal("spirals"),
-  classes: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)), { default: () => 3 }),
-  examples: Schema.optionalWith(Count, { default: () => 600 }),
-  noise: Schema.optionalWith(NonNegative, { default: () => 0.05 }),
-  /** Full turns each arm makes from the centre to radius 1. */
-  turns: Schema.optionalWith(Positive, { default: () => 1 }),
+  source: Schema.propertySignature(Schema.Literal("spirals")).annotations({
+    description: "Interleaved spiral arms, one class each, two features"
+  }),
+  classes: Schema.optionalWith(Schema.Int.pipe(Schema.greaterThanOrEqualTo(2)), { default: () => 3 }).annotations({
+    description: "Number of classes"
+  }),
+  examples: Schema.optionalWith(Count, { default: () => 600 }).annotations({
+    description: "Number of examples in all, before the split"
+  }),
+  noise: Schema.optionalWith(NonNegative, { default: () => 0.05 }).annotations({
+    description: "Standard deviation of the noise added to each coordinate"
+  }),
+  turns: Schema.optionalWith(Positive, { default: () => 1 }).annotations({
+    description: "Full turns each arm makes from the centre to radius 1"
+  }),
   ...splitFields
 }).annotations({ identifier: "SpiralsSource" })
 
 const fileFields = {
-  path: Schema.NonEmptyString,
-  /** Numeric columns (keys) in order, or the name of one column holding an array of numbers. */
-  features: Schema.Union(Schema.NonEmptyString, Schema.NonEmptyArray(Schema.NonEmptyString)),
-  label: Schema.optionalWith(Schema.NonEmptyString, { default: () => "label" }),
-  /** Label names in class order; when absent, integer labels are used as is, else the sorted distinct labels. */
+  path: Schema.propertySignature(Schema.NonEmptyString).annotations({
+    description: "The data file: absolute, or relative to baseDir"
+  }),
+  features: Schema.propertySignature(Schema.Union(Schema.NonEmptyString, Schema.NonEmptyArray(Schema.NonEmptyString))).annotations({
+    description: "Numeric columns (keys) in order, or the name of one column holding an array of numbers"
+  }),
+  label: Schema.optionalWith(Schema.NonEmptyString, { default: () => "label" }).annotations({
+    description: "The column holding the label"
+  }),
   classes: Schema.optional(
     Schema.NonEmptyArray(Schema.String).pipe(
       Schema.filter((names) => new Set(names).size === names.length || "class names must be distinct")
     )
-  ),
-  /** Keep rows without a label as unlabelled (-1) instead of failing. */
-  allowUnlabelled: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  /** Directory that a relative `path` resolves against; the process's working directory when absent. */
-  baseDir: Schema.optional(Schema.String),
+  ).annotations({
+    description: "Label names in class order; when absent, integer labels are used as is, else the sorted distinct labels"
+  }),
+  allowUnlabelled: Schema.optionalWith(Schema.Boolean, { default: () => false }).annotations({
+    description: "Keep rows without a label as unlabelled (-1) instead of failing"
+  }),
+  baseDir: Schema.optional(Schema.String).annotations({
+    description: "Directory that a relative `path` resolves against; the process's working directory when absent"
+  }),
   ...splitFields
 }
 
-export const JsonlSource = Schema.Struct({ source: Schema.Literal("jsonl"), ...fileFields }).annotations({
+export const JsonlSource = Schema.Struct({
+  source: Schema.propertySignature(Schema.Literal("jsonl")).annotations({ description: "A JSON Lines file, one example per line" }),
+  ...fileFields
+}).annotations({
   identifier: "JsonlSource"
 })
-export const CsvSource = Schema.Struct({ source: Schema.Literal("csv"), ...fileFields }).annotations({
+export const CsvSource = Schema.Struct({
+  source: Schema.propertySignature(Schema.Literal("csv")).annotations({ description: "A CSV file with a header row, one example per row" }),
+  ...fileFields
+}).annotations({
   identifier: "CsvSource"
 })
 

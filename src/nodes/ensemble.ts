@@ -10,23 +10,24 @@
  * A top-k input is made dense first by spreading its tail mass evenly over the C - k classes left out
  * (each gets the logit tailLogSumExp - log(C - k), the rule the divergences use for the tail bucket).
  */
-import * as tf from "@tensorflow/tfjs"
 import { rowsOf, takeRows } from "../domain/Rows.js"
 import { Effect, Schema } from "effect"
 import type { SoftLabels } from "../domain/Artifact.js"
 import { softLabelStats } from "../domain/SoftLabels.js"
-import { ensembleTeachers } from "../losses/ensemble.js"
 import { evaluateLogits, evaluationRows } from "./evaluate.js"
 import type { ExampleRow } from "./NodeKind.js"
-import { defineKind, NodeError } from "./NodeKind.js"
+import { defineKind, NodeError, onRun } from "./NodeKind.js"
 
 /** The input ports, in the order `weights` refers to them. */
 export const ensemblePorts = ["a", "b", "c", "d"] as const
 
 export const EnsembleParams = Schema.Struct({
-  mode: Schema.optionalWith(Schema.Literal("average_probs", "average_logits"), { default: () => "average_probs" as const }),
-  /** One non-negative weight per wired input, in port order a, b, c, d (absent: equal weights). */
-  weights: Schema.optional(Schema.Array(Schema.NonNegative))
+  mode: Schema.optionalWith(Schema.Literal("average_probs", "average_logits"), { default: () => "average_probs" as const }).annotations({
+    description: "average_probs: the weighted mixture of the teachers' distributions (logits log sum_i w_i softmax(z_i)); average_logits: sum_i w_i z_i"
+  }),
+  weights: Schema.optional(Schema.Array(Schema.NonNegative)).annotations({
+    description: "One non-negative weight per wired input, in port order a, b, c, d (absent: equal weights); normalised to sum to 1"
+  })
 })
 
 /** (N, C) dense logits at T = 1 of a SoftLabels artifact; a top-k one gets its tail spread evenly. */
@@ -108,6 +109,8 @@ export const EnsembleKind = defineKind({
       const labels = Int32Array.from(keep, (i) => first.labels[i]!)
       const n = ids.length
 
+      const tf = yield* onRun(() => import("@tensorflow/tfjs"))
+      const { ensembleTeachers } = yield* onRun(() => import("../losses/ensemble.js"))
       const logits = yield* Effect.tryPromise({
         try: async () => {
           const combined = tf.tidy(() =>
@@ -144,8 +147,9 @@ export const EnsembleKind = defineKind({
 })
 
 export const EvaluateSoftParams = Schema.Struct({
-  /** Equal-width confidence bins for the expected calibration error. */
-  eceBins: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 15 })
+  eceBins: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 15 }).annotations({
+    description: "Equal-width confidence bins for the expected calibration error"
+  })
 })
 
 export const EvaluateSoftKind = defineKind({

@@ -7,17 +7,20 @@
 import { Clock, Effect, Schema } from "effect"
 import type { SplitName } from "../domain/Artifact.js"
 import { parameterCount } from "../domain/Artifact.js"
-import { loadNetwork, predictLogits } from "../models/Network.js"
 import type { ExampleRow } from "./NodeKind.js"
-import { defineKind, NodeError } from "./NodeKind.js"
+import { defineKind, NodeError, onRun } from "./NodeKind.js"
 import { SplitParam } from "./generate.js"
 
 export const EvaluateParams = Schema.Struct({
-  split: Schema.optionalWith(SplitParam, { default: () => "test" as const }),
-  /** Equal-width confidence bins for the expected calibration error. */
-  eceBins: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 15 }),
-  /** Batch size of the latency measurement. */
-  latencyBatch: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 256 })
+  split: Schema.optionalWith(SplitParam, { default: () => "test" as const }).annotations({
+    description: "The split the model is measured on"
+  }),
+  eceBins: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 15 }).annotations({
+    description: "Equal-width confidence bins for the expected calibration error"
+  }),
+  latencyBatch: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 256 }).annotations({
+    description: "Batch size of the latency measurement"
+  })
 })
 
 /** (N, C) logits -> (N, C) log-probabilities, row by row, numerically stable. */
@@ -151,6 +154,7 @@ export const EvaluateKind = defineKind({
       const subject = ctx.inputNodes.model ?? ctx.nodeId
       const fail = (message: string, cause?: unknown) => new NodeError({ node: ctx.nodeId, kind: "evaluate", message, cause })
       if (n === 0) return yield* fail(`the ${params.split} split of dataset '${inputs.data.name}' is empty`)
+      const { loadNetwork, predictLogits } = yield* onRun(() => import("../models/Network.js"))
       const net = loadNetwork(inputs.model)
       const timed = yield* Effect.gen(function* () {
         const predict = Effect.promise(() => predictLogits(net, split.x, n, params.latencyBatch))

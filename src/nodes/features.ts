@@ -5,15 +5,16 @@
  */
 import { Effect, Schema } from "effect"
 import type { Features } from "../domain/Artifact.js"
-import { featuresOf, loadNetwork } from "../models/Network.js"
-import { defineKind, NodeError } from "./NodeKind.js"
+import { defineKind, NodeError, onRun } from "./NodeKind.js"
 import { SplitParam } from "./generate.js"
 
 export const FeaturesParams = Schema.Struct({
-  /** Which split's examples to run: the split the students train on (train, unless a transfer set says otherwise). */
-  split: Schema.optionalWith(SplitParam, { default: () => "train" as const }),
-  /** The layer: hidden<i>, conv<i> or penultimate (the input of the output layer). */
-  layer: Schema.optionalWith(Schema.String, { default: () => "penultimate" })
+  split: Schema.optionalWith(SplitParam, { default: () => "train" as const }).annotations({
+    description: "Which split's examples to run: the split the students train on (train, unless a transfer set says otherwise)"
+  }),
+  layer: Schema.optionalWith(Schema.String, { default: () => "penultimate" }).annotations({
+    description: "The layer: hidden<i>, conv<i> or penultimate (the input of the output layer)"
+  })
 })
 
 export const FeaturesKind = defineKind({
@@ -33,6 +34,7 @@ export const FeaturesKind = defineKind({
       const split = inputs.data.splits[params.split]
       const n = split.y.length
       const fail = (message: string, cause?: unknown) => new NodeError({ node: ctx.nodeId, kind: "features", message, cause })
+      const { featuresOf, loadNetwork } = yield* onRun(() => import("../models/Network.js"))
       const net = yield* Effect.try({
         try: () => loadNetwork(inputs.model),
         catch: (cause) => fail(`could not load the model: ${String(cause)}`, cause)

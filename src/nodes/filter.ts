@@ -12,10 +12,35 @@ import { defineKind } from "./NodeKind.js"
 const Probability = Schema.Number.pipe(Schema.between(0, 1))
 
 export const FilterParams = Schema.Union(
-  Schema.Struct({ by: Schema.Literal("confidence"), min: Schema.optionalWith(Probability, { default: () => 0.9 }) }),
-  Schema.Struct({ by: Schema.Literal("entropy"), max: Schema.Number.pipe(Schema.nonNegative()) }),
-  Schema.Struct({ by: Schema.Literal("agreement") }),
-  Schema.Struct({ by: Schema.Literal("top_fraction"), fraction: Probability })
+  Schema.Struct({
+    by: Schema.propertySignature(Schema.Literal("confidence")).annotations({
+      description: "Keep examples whose teacher confidence (top probability) is at least min"
+    }),
+    min: Schema.optionalWith(Probability, { default: () => 0.9 }).annotations({
+      description: "The smallest teacher confidence kept"
+    })
+  }),
+  Schema.Struct({
+    by: Schema.propertySignature(Schema.Literal("entropy")).annotations({
+      description: "Keep examples whose teacher entropy is at most max"
+    }),
+    max: Schema.propertySignature(Schema.Number.pipe(Schema.nonNegative())).annotations({
+      description: "The largest teacher entropy kept, in nats"
+    })
+  }),
+  Schema.Struct({
+    by: Schema.propertySignature(Schema.Literal("agreement")).annotations({
+      description: "Keep examples whose teacher prediction equals the label (and unlabelled ones)"
+    })
+  }),
+  Schema.Struct({
+    by: Schema.propertySignature(Schema.Literal("top_fraction")).annotations({
+      description: "Keep the most confident fraction of the examples"
+    }),
+    fraction: Schema.propertySignature(Probability).annotations({
+      description: "The share of examples kept, most confident first"
+    })
+  })
 )
 export type FilterParams = typeof FilterParams.Type
 

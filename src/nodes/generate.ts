@@ -7,19 +7,21 @@
 import { Effect, Schema } from "effect"
 import type { SoftLabels } from "../domain/Artifact.js"
 import { softLabelStats } from "../domain/SoftLabels.js"
-import { loadNetwork, predictLogits } from "../models/Network.js"
 import type { ExampleRow } from "./NodeKind.js"
-import { defineKind, NodeError } from "./NodeKind.js"
+import { defineKind, NodeError, onRun } from "./NodeKind.js"
 
 export const SplitParam = Schema.Literal("train", "validation", "test")
 
 export const GenerateParams = Schema.Struct({
-  /** Which split of the dataset is the transfer set. */
-  split: Schema.optionalWith(SplitParam, { default: () => "train" as const }),
-  /** Keep only the k largest logits per example (absent: keep all). */
-  topk: Schema.optional(Schema.Int.pipe(Schema.positive())),
-  /** Treat the transfer set as unlabelled: labels are dropped (-1), so students learn from the teacher alone. */
-  unlabelled: Schema.optionalWith(Schema.Boolean, { default: () => false })
+  split: Schema.optionalWith(SplitParam, { default: () => "train" as const }).annotations({
+    description: "Which split of the dataset is the transfer set"
+  }),
+  topk: Schema.optional(Schema.Int.pipe(Schema.positive())).annotations({
+    description: "Keep only the k largest logits per example, plus one tail bucket (absent: keep all)"
+  }),
+  unlabelled: Schema.optionalWith(Schema.Boolean, { default: () => false }).annotations({
+    description: "Treat the transfer set as unlabelled: labels are dropped (-1), so students learn from the teacher alone"
+  })
 })
 
 /** Keeps the k largest of each row's C logits, sorted, and the log-sum-exp of the others. */
@@ -66,6 +68,7 @@ export const GenerateKind = defineKind({
       if (params.topk !== undefined && params.topk > C) {
         return yield* new NodeError({ node: ctx.nodeId, kind: "generate", message: `topk is ${params.topk} but the teacher has only ${C} classes` })
       }
+      const { loadNetwork, predictLogits } = yield* onRun(() => import("../models/Network.js"))
       const logits = yield* Effect.tryPromise({
         try: async () => {
           const net = loadNetwork(inputs.model)

@@ -12,23 +12,31 @@ import { Effect, Schema } from "effect"
 import type { Model } from "../domain/Artifact.js"
 import { parameterCount } from "../domain/Artifact.js"
 import { ModelSpec } from "../models/ModelSpec.js"
-import { trainMutual } from "../train/Mutual.js"
-import { defineKind, NodeError } from "./NodeKind.js"
+import { defineKind, NodeError, onRun } from "./NodeKind.js"
 import { AdamParams, OptimizerParams } from "./train.js"
 
 export const MutualParams = Schema.Struct({
-  /** Two or more students; they may differ in architecture. */
-  students: Schema.Array(ModelSpec).pipe(Schema.minItems(2)),
+  students: Schema.propertySignature(Schema.Array(ModelSpec).pipe(Schema.minItems(2))).annotations({
+    description: "Two or more students; they may differ in architecture"
+  }),
   optimizer: Schema.optionalWith(OptimizerParams, {
     default: () => Schema.decodeSync(AdamParams)({ type: "adam" })
+  }).annotations({ description: "Every student's optimizer: adam or sgd, with their settings" }),
+  batchSize: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 128 }).annotations({
+    description: "Examples per batch; all students see the same batches"
   }),
-  batchSize: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 128 }),
-  epochs: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 10 }),
-  checkpoint: Schema.optionalWith(Schema.Literal("best", "last"), { default: () => "best" as const }),
-  /** Weight of the mean KL to the other students (1 in the paper). */
-  weight: Schema.optionalWith(Schema.NonNegative, { default: () => 1 }),
-  /** Temperature of the KL term (1 in the paper); the term is scaled by T^2. */
-  temperature: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 1 })
+  epochs: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 10 }).annotations({
+    description: "Passes over the training split"
+  }),
+  checkpoint: Schema.optionalWith(Schema.Literal("best", "last"), { default: () => "best" as const }).annotations({
+    description: "Keep each student's best validation-loss epoch, or its last"
+  }),
+  weight: Schema.optionalWith(Schema.NonNegative, { default: () => 1 }).annotations({
+    description: "Weight of the mean KL to the other students (1 in the paper)"
+  }),
+  temperature: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 1 }).annotations({
+    description: "Temperature of the KL term (1 in the paper); the term is scaled by T^2"
+  })
 })
 export type MutualParams = typeof MutualParams.Type
 
@@ -64,6 +72,7 @@ export const MutualKind = defineKind({
       ctx.info({ objective: describeMutual(params), backend: ctx.backend, trainExamples: data.splits.train.y.length })
       const validation = data.splits.validation.y.length > 0 ? { x: data.splits.validation.x, y: data.splits.validation.y } : undefined
       const K = params.students.length
+      const { trainMutual } = yield* onRun(() => import("../train/Mutual.js"))
       const result = yield* Effect.tryPromise({
         try: (signal) =>
           trainMutual({

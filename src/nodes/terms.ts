@@ -1,33 +1,14 @@
 /**
- * The train node's feature- and relation-based terms: their params (`hint`, `relation`), the check
- * that a `Features` artifact covers every training row (aligned by example id), and what is recorded
- * about them with the objective. The tensor side lives in train/ExtraTerms.ts.
+ * The train node's feature- and relation-based terms (params `hint` and `relation`, declared in
+ * train.ts): the check that a `Features` artifact covers every training row (aligned by example id),
+ * and what is recorded about them with the objective. The tensor side lives in train/ExtraTerms.ts.
  */
-import { Schema } from "effect"
 import { rowsOf, takeRows } from "../domain/Rows.js"
 import type { Features, SplitName } from "../domain/Artifact.js"
 import { featureSize } from "../domain/Artifact.js"
 import { angleRatio } from "../train/ExtraTerms.js"
+import type { HintParams, RelationParams } from "./train.js"
 
-const weight = Schema.optionalWith(Schema.NonNegative, { default: () => 1 })
-
-/** FitNets hint: the student layer, projected to the teacher layer's width, regressed onto it. */
-export const HintParams = Schema.Struct({
-  /** The student layer (hidden<i>, conv<i> or penultimate) that is projected onto the teacher's. */
-  studentLayer: Schema.String,
-  loss: Schema.optionalWith(Schema.Literal("mse", "cosine"), { default: () => "mse" as const }),
-  weight
-})
-export type HintParams = typeof HintParams.Type
-
-/** RKD: the student layer's batch geometry matched to the teacher features'. */
-export const RelationParams = Schema.Struct({
-  loss: Schema.optionalWith(Schema.Literal("distance", "angle", "both"), { default: () => "distance" as const }),
-  weight,
-  /** The student layer whose embeddings are compared (its penultimate layer unless said otherwise). */
-  layer: Schema.optionalWith(Schema.String, { default: () => "penultimate" })
-})
-export type RelationParams = typeof RelationParams.Type
 
 /**
  * (N, D) rows of `features` for the training rows (`ids` from `split`), or why they cannot be had: a

@@ -6,62 +6,116 @@
  * Optional feature-based terms join the objective: a FitNets hint (`hint` input + param) and an RKD
  * relation (`relation` input + param), both reading a teacher layer cached by a `features` node.
  */
-import * as tf from "@tensorflow/tfjs"
+import type * as tf from "@tensorflow/tfjs"
 import { rowsOf, takeRows } from "../domain/Rows.js"
 import { Effect, Schema } from "effect"
 import type { Dataset, SoftLabels, Split } from "../domain/Artifact.js"
 import type { Features, SplitName } from "../domain/Artifact.js"
 import { featureSize, parameterCount } from "../domain/Artifact.js"
-import { describeObjective, objectiveLoss, ObjectiveSpec } from "../losses/Objective.js"
+import { ObjectiveSpec } from "../losses/ObjectiveSpec.js"
 import { ModelSpec } from "../models/ModelSpec.js"
-import { featureWidth } from "../models/Network.js"
 import type { ExtraTerm } from "../train/ExtraTerms.js"
-import { combineTerms, hintTerm, relationTerm } from "../train/ExtraTerms.js"
 import type { TrainOptions } from "../train/Trainer.js"
-import { train } from "../train/Trainer.js"
-import { defineKind, NodeError } from "./NodeKind.js"
-import { alignFeatures, describeHint, describeRelation, HintParams, RelationParams, totalLoss } from "./terms.js"
+import { defineKind, NodeError, onRun } from "./NodeKind.js"
 
 const positive = Schema.Number.pipe(Schema.positive())
 
+const weight = Schema.optionalWith(Schema.NonNegative, { default: () => 1 }).annotations({
+  description: "Weight of the term in the loss"
+})
+
+/** FitNets hint: the student layer, projected to the teacher layer's width, regressed onto it. */
+export const HintParams = Schema.Struct({
+  studentLayer: Schema.propertySignature(Schema.String).annotations({
+    description: "The student layer (hidden<i>, conv<i> or penultimate) that is projected onto the teacher's"
+  }),
+  loss: Schema.optionalWith(Schema.Literal("mse", "cosine"), { default: () => "mse" as const }).annotations({
+    description: "mse: mean squared error to the teacher layer; cosine: 1 - cos"
+  }),
+  weight
+})
+export type HintParams = typeof HintParams.Type
+
+/** RKD: the student layer's batch geometry matched to the teacher features'. */
+export const RelationParams = Schema.Struct({
+  loss: Schema.optionalWith(Schema.Literal("distance", "angle", "both"), { default: () => "distance" as const }).annotations({
+    description: "distance: pairwise distances (RKD-D); angle: angles of triples (RKD-A); both: RKD-D + 2 RKD-A"
+  }),
+  weight,
+  layer: Schema.optionalWith(Schema.String, { default: () => "penultimate" }).annotations({
+    description: "The student layer whose embeddings are compared (its penultimate layer unless said otherwise)"
+  })
+})
+export type RelationParams = typeof RelationParams.Type
+
 export const AdamParams = Schema.Struct({
   type: Schema.Literal("adam"),
-  learningRate: Schema.optionalWith(positive, { default: () => 0.001 }),
-  beta1: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.9 }),
-  beta2: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.999 }),
-  epsilon: Schema.optionalWith(positive, { default: () => 1e-7 }),
-  weightDecay: Schema.optionalWith(Schema.NonNegative, { default: () => 0 })
+  learningRate: Schema.optionalWith(positive, { default: () => 0.001 }).annotations({ description: "Step size" }),
+  beta1: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.9 }).annotations({
+    description: "Decay of the first-moment (mean) estimate"
+  }),
+  beta2: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.999 }).annotations({
+    description: "Decay of the second-moment estimate"
+  }),
+  epsilon: Schema.optionalWith(positive, { default: () => 1e-7 }).annotations({
+    description: "Added to the root of the second moment, for stability"
+  }),
+  weightDecay: Schema.optionalWith(Schema.NonNegative, { default: () => 0 }).annotations({
+    description: "L2 penalty on the weights"
+  })
 })
 
 export const SgdParams = Schema.Struct({
   type: Schema.Literal("sgd"),
-  learningRate: Schema.optionalWith(positive, { default: () => 0.01 }),
-  momentum: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.9 }),
-  nesterov: Schema.optionalWith(Schema.Boolean, { default: () => false }),
-  weightDecay: Schema.optionalWith(Schema.NonNegative, { default: () => 0 })
+  learningRate: Schema.optionalWith(positive, { default: () => 0.01 }).annotations({ description: "Step size" }),
+  momentum: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.9 }).annotations({
+    description: "Momentum"
+  }),
+  nesterov: Schema.optionalWith(Schema.Boolean, { default: () => false }).annotations({
+    description: "Nesterov momentum"
+  }),
+  weightDecay: Schema.optionalWith(Schema.NonNegative, { default: () => 0 }).annotations({
+    description: "L2 penalty on the weights"
+  })
 })
 
 export const OptimizerParams = Schema.Union(AdamParams, SgdParams)
 
 export const TrainParams = Schema.Struct({
-  model: ModelSpec,
+  model: Schema.propertySignature(ModelSpec).annotations({
+    description: "The network: { type: mlp, hidden } or { type: cnn, channels }"
+  }),
   optimizer: Schema.optionalWith(OptimizerParams, {
     default: () => Schema.decodeSync(AdamParams)({ type: "adam" })
+  }).annotations({ description: "adam or sgd, with their settings" }),
+  batchSize: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 128 }).annotations({
+    description: "Examples per batch"
   }),
-  batchSize: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 128 }),
-  epochs: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 10 }),
+  epochs: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 10 }).annotations({
+    description: "Passes over the training split (fewer with early stopping)"
+  }),
   earlyStopping: Schema.optional(
     Schema.Struct({
-      patience: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 3 }),
-      metric: Schema.optionalWith(Schema.Literal("val_loss", "val_accuracy"), { default: () => "val_loss" as const })
+      patience: Schema.optionalWith(Schema.Int.pipe(Schema.positive()), { default: () => 3 }).annotations({
+        description: "Epochs without improvement before training stops"
+      }),
+      metric: Schema.optionalWith(Schema.Literal("val_loss", "val_accuracy"), { default: () => "val_loss" as const }).annotations({
+        description: "The validation metric that must improve"
+      })
     })
-  ),
-  checkpoint: Schema.optionalWith(Schema.Literal("best", "last"), { default: () => "best" as const }),
-  objective: Schema.optionalWith(ObjectiveSpec, { default: () => Schema.decodeSync(ObjectiveSpec)({}) }),
-  /** FitNets hint from the `hint` input's teacher layer (absent: no hint; not part of the cache key then). */
-  hint: Schema.optional(HintParams),
-  /** RKD from the `relation` input's teacher embeddings. */
-  relation: Schema.optional(RelationParams)
+  ).annotations({ description: "Stop when the validation metric has not improved for patience epochs (absent: train every epoch)" }),
+  checkpoint: Schema.optionalWith(Schema.Literal("best", "last"), { default: () => "best" as const }).annotations({
+    description: "The weights kept: the best validation-loss epoch's, or the last epoch's"
+  }),
+  objective: Schema.optionalWith(ObjectiveSpec, { default: () => Schema.decodeSync(ObjectiveSpec)({}) }).annotations({
+    description: "The loss: alpha * T^2 * D(teacher_T, student_T) + (1 - alpha) * CE(labels) with a teacher input, CE alone without"
+  }),
+  hint: Schema.optional(HintParams).annotations({
+    description: "FitNets hint from the `hint` input's teacher layer (absent: no hint; not part of the cache key then)"
+  }),
+  relation: Schema.optional(RelationParams).annotations({
+    description: "RKD from the `relation` input's teacher embeddings"
+  })
 })
 export type TrainParams = typeof TrainParams.Type
 
@@ -104,6 +158,11 @@ export const TrainKind = defineKind({
   run: (ctx) =>
     Effect.gen(function* () {
       const { params, nodeId } = ctx
+      const { describeObjective, objectiveLoss } = yield* onRun(() => import("../losses/Objective.js"))
+      const { featureWidth } = yield* onRun(() => import("../models/Network.js"))
+      const { combineTerms, hintTerm, relationTerm } = yield* onRun(() => import("../train/ExtraTerms.js"))
+      const { train } = yield* onRun(() => import("../train/Trainer.js"))
+      const { alignFeatures, describeHint, describeRelation, totalLoss } = yield* onRun(() => import("./terms.js"))
       const data: Dataset = ctx.inputs.data
       const soft: SoftLabels | undefined = ctx.inputs.teacher
       const fail = (message: string, cause?: unknown) => new NodeError({ node: nodeId, kind: "train", message, cause })

@@ -4,10 +4,11 @@
  * upstream ports, topological order), and the one error every load-time check reports through.
  */
 import { Schema } from "effect"
+import { NodeIdText } from "../domain/Ids.js"
 import type { AnyNodeKind } from "../nodes/NodeKind.js"
 
 export const NodeDoc = Schema.Struct({
-  id: Schema.String,
+  id: NodeIdText,
   kind: Schema.String,
   params: Schema.optional(Schema.Record({ key: Schema.String, value: Schema.Unknown })),
   /** Input port -> "node" or "node.port". */

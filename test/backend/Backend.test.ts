@@ -59,17 +59,21 @@ describe("initBackend", () => {
 })
 
 describe("TfBackend", () => {
-  it.effect("layer readies the backend and provides its name", () =>
+  it.effect("use readies the backend once and gives its name", () =>
     Effect.gen(function* () {
       const backend = yield* TfBackend
-      assert.strictEqual(backend.name, "cpu")
+      assert.strictEqual(backend.requested, "cpu")
+      assert.strictEqual(yield* backend.use, "cpu")
       assert.strictEqual(tf.getBackend(), "cpu")
+      assert.strictEqual(yield* backend.use, "cpu")
     }).pipe(Effect.provide(TfBackend.layer("cpu")))
   )
 
-  it.effect("layer fails with BackendError for a backend that cannot run", () =>
+  it.effect("building the layer loads nothing; use fails with BackendError for a backend that cannot run", () =>
     Effect.gen(function* () {
-      const exit = yield* Effect.exit(Effect.provide(TfBackend, TfBackend.layer("tensorflow")))
+      const backend = yield* Effect.provide(TfBackend, TfBackend.layer("tensorflow"))
+      assert.strictEqual(backend.requested, "tensorflow")
+      const exit = yield* Effect.exit(backend.use)
       assert.isTrue(Exit.isFailure(exit))
       if (Exit.isFailure(exit)) {
         const error = exit.cause._tag === "Fail" ? exit.cause.error : undefined

@@ -7,9 +7,10 @@ import { isWasmMatMulFixInstalled } from "../../src/backend/kernels/WasmMatMul.j
 import { loadNative, nativeThreads, setNativeThreads } from "../../src/backend/Native.js"
 import type { Values } from "../fixtures/backends.js"
 import { assertClose, runOn, uniformArray as random } from "../fixtures/backends.js"
+import { requirement } from "../fixtures/requirements.js"
 
 const native = loadNative()
-if (!native.ok) console.warn(`skipping the native kernel tests: ${native.reason}`)
+requirement("the native addon (for the native kernel tests)", native)
 
 /** Runs `f` on a backend ("native" is wasm with the native kernels) and frees every tensor it made. */
 const on = (backend: "cpu" | "native", f: () => tf.Tensor): Promise<Values> => runOn(backend, () => initBackend(backend), f)

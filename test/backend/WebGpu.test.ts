@@ -1,15 +1,17 @@
 import { assert, afterAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
-import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { BackendError, initBackend, probeWebGpu } from "../../src/backend/Backend.js"
 import { makeRng } from "../../src/domain/Random.js"
 import { decodeModelSpec } from "../../src/models/ModelSpec.js"
-import type { TrainOptions } from "../../src/train/Trainer.js"
-import { disposeOptimizer, makeOptimizer, train } from "../../src/train/Trainer.js"
+import { tfjsAdam } from "../../src/backend/Adam.js"
+import type { TrainOptions } from "../../src/train/Contract.js"
+import { disposeOptimizer, makeOptimizer } from "../../src/train/Optimizer.js"
+import { train } from "../../src/train/Trainer.js"
 import { assertClose, runOn, uniformArray as random } from "../fixtures/backends.js"
+import { cli } from "../fixtures/cli.js"
 import { probeTestAdapter } from "../fixtures/webgpu.js"
 
 const probe = await probeTestAdapter("webgpu tests")
@@ -60,7 +62,7 @@ describe.skipIf(!probe.ok)("webgpu", () => {
       const vars = initial.map((t, i) => tf.variable(t, true, `adam-test-${fused}-${i}`))
       tf.dispose(initial)
       const goals = target.map((v, i) => tf.tensor(v, i === 0 ? [40, 7] : [7]))
-      const opt = fused ? makeOptimizer({ type: "adam", learningRate: 0.05 }) : tf.train.adam(0.05, 0.9, 0.999, 1e-7)
+      const opt = fused ? makeOptimizer({ type: "adam", learningRate: 0.05 }) : tfjsAdam({ learningRate: 0.05, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 })
       const firstClone = tf.clone(vars[0]!)
       const firstValues = Float32Array.from(await firstClone.data())
       let dispatches = 0
@@ -139,12 +141,6 @@ describe.skipIf(!probe.ok)("webgpu", () => {
     const file = path.join(dir, "moons.yaml")
     fs.writeFileSync(file, fs.readFileSync("pipelines/two-moons-kd.yaml", "utf8").replace(/epochs: 30/g, "epochs: 2"))
     const store = path.join(dir, "store")
-    const cli = (...args: Array<string>) =>
-      new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
-        execFile(process.execPath, ["--import", "tsx", "src/bin.ts", ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } }, (error, stdout, stderr) =>
-          resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr })
-        )
-      )
     const run = await cli("run", file, "--store", store, "--backend", "webgpu")
     assert.strictEqual(run.code, 0, run.stderr)
     assert.match(run.stdout, /9 nodes, 9 executed, 0 cached/)

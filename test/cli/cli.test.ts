@@ -2,35 +2,39 @@
  * The CLI verbs end to end, as a user runs them: a real process on the two-moons pipeline in a
  * temporary store.
  */
-import { assert, describe, it } from "@effect/vitest"
-import { execFile, spawn } from "node:child_process"
+import { assert, beforeAll, describe, it } from "@effect/vitest"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { cli, spawnCli } from "../fixtures/cli.js"
 
+/** A store holding two runs of the two-moons pipeline (the second all cache hits), made before any test reads it. */
 const store = mkdtempSync(join(tmpdir(), "distillery-cli-"))
+let firstRun: Awaited<ReturnType<typeof cli>>
+let secondRun: Awaited<ReturnType<typeof cli>>
 
-/** Runs the CLI in a child process (asynchronously, so the test worker stays responsive). */
-const cli = (...args: Array<string>) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", "src/bin.ts", ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } }, (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr })
-    )
-  })
+beforeAll(async () => {
+  firstRun = await cli("run", "pipelines/two-moons-kd.yaml", "--store", store, "--backend", "cpu")
+  secondRun = await cli("run", "pipelines/two-moons-kd.yaml", "--store", store, "--backend", "cpu")
+})
+
 
 describe("distillery CLI", () => {
   it("run computes every node, prints the results table, and a second run is all cache hits", async () => {
-    const first = await cli("run", "pipelines/two-moons-kd.yaml", "--store", store, "--backend", "cpu")
+    const first = firstRun
     assert.strictEqual(first.code, 0, first.stderr)
     assert.match(first.stdout, /eval_teacher\s+teacher\s+0\.\d+/)
     assert.match(first.stdout, /9 nodes, 9 executed, 0 cached/)
     assert.include(first.stderr, "▶ teacher (train)")
-    const second = await cli("run", "pipelines/two-moons-kd.yaml", "--store", store, "--backend", "cpu")
+    const second = secondRun
     assert.strictEqual(second.code, 0, second.stderr)
     assert.match(second.stdout, /9 nodes, 0 executed, 9 cached/)
     // Cached results are the same results.
     const table = (s: string) => s.split("\n").filter((l) => l.startsWith("eval_")).map((l) => l.split(/\s+/).slice(0, 4).join(" "))
     assert.deepStrictEqual(table(second.stdout), table(first.stdout))
+    // The first run readied the cpu backend; the second computed nothing and loaded none.
+    const backends = await cli("query", "SELECT backend FROM runs ORDER BY started_at", "--store", store, "--format", "csv")
+    assert.deepStrictEqual(backends.stdout.trim().split(/\r?\n/).slice(1), ["cpu", "none"])
   })
 
   it("query answers SQL as a table, CSV or JSON", async () => {
@@ -58,7 +62,7 @@ describe("distillery CLI", () => {
     assert.include(show.stdout, "final metrics")
     const missing = await cli("show", "nope", "--store", store)
     assert.strictEqual(missing.code, 4)
-    assert.include(missing.stderr, "no run 'nope'; recent runs:")
+    assert.include(missing.stderr, "no run or sweep 'nope'; recent runs:")
   })
 
   it("validate and graph describe a pipeline without running it", async () => {
@@ -85,7 +89,7 @@ describe("distillery CLI", () => {
   })
 
   it("--help works on every verb", async () => {
-    for (const verb of ["run", "query", "validate", "graph", "ls", "show"]) {
+    for (const verb of ["run", "sweep", "query", "validate", "graph", "ls", "show", "explain", "export", "gc", "report"]) {
       const r = await cli(verb, "--help")
       assert.strictEqual(r.code, 0, `${verb}: ${r.stderr}`)
       assert.include(r.stdout, verb)
@@ -105,7 +109,7 @@ nodes:
 `
     )
     const intStore = join(dir, "store")
-    const child = spawn(process.execPath, ["--import", "tsx", "src/bin.ts", "run", file, "--store", intStore, "--backend", "cpu", "--concurrency", "1"])
+    const child = spawnCli("run", file, "--store", intStore, "--backend", "cpu", "--concurrency", "1")
     let stderr = ""
     const code = await new Promise<number | null>((resolve) => {
       child.stderr.on("data", (chunk: Buffer) => {

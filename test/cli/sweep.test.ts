@@ -3,10 +3,10 @@
  * on a tiny two-moons sweep in a temporary store, where one param value makes a trial fail.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
 import { mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { cli } from "../fixtures/cli.js"
 
 const dir = mkdtempSync(join(tmpdir(), "distillery-sweep-cli-"))
 const store = join(dir, "store")
@@ -37,12 +37,6 @@ sweep:
   seeds: 2
 `)
 
-const cli = (...args: Array<string>) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", "src/bin.ts", ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } }, (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr })
-    )
-  })
 
 describe("distillery sweep", () => {
   it("runs trials on worker threads, isolates a failing trial, and resumes from the cache", async () => {

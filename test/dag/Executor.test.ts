@@ -1,6 +1,6 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Fiber, Layer } from "effect"
-import { TfBackend } from "../../src/backend/Backend.js"
+import { TfBackend } from "../../src/backend/TfBackend.js"
 import { ArtifactStore } from "../../src/cache/ArtifactStore.js"
 import { Executor } from "../../src/dag/Executor.js"
 import { Reporter } from "../../src/dag/Reporter.js"

@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer } from "effect"
-import { TfBackend } from "../../src/backend/Backend.js"
+import { TfBackend } from "../../src/backend/TfBackend.js"
 import { ArtifactStore } from "../../src/cache/ArtifactStore.js"
 import { Executor } from "../../src/dag/Executor.js"
 import { Reporter } from "../../src/dag/Reporter.js"

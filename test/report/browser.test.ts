@@ -16,12 +16,13 @@ import { join } from "node:path"
 import { renderHtml } from "../../src/report/Html.js"
 import { loadReport } from "../../src/report/Load.js"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
+import { requirement } from "../fixtures/requirements.js"
 import { recordFakeSweep, SWEEP_ID } from "./fixtures.js"
 
 const CHROMIUM = "/usr/bin/chromium"
 const hasChromium = existsSync(CHROMIUM)
 const SKIP_REASON = `${CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium) to run the browser tests`
-if (!hasChromium) console.warn(`skipping test/report/browser.test.ts: ${SKIP_REASON}`)
+requirement("Chromium (for the report browser tests)", { ok: hasChromium, reason: SKIP_REASON })
 
 const SCREENSHOTS = join(tmpdir(), "distillery-report-screenshots")
 

@@ -4,19 +4,13 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { execFile } from "node:child_process"
 import { existsSync, mkdtempSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
 import { recordFakeRun, recordFakeSweep, SWEEP_ID } from "./fixtures.js"
+import { cli } from "../fixtures/cli.js"
 
-const cli = (...args: Array<string>) =>
-  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-    execFile(process.execPath, ["--import", "tsx", "src/bin.ts", ...args], { encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } }, (error, stdout, stderr) =>
-      resolve({ code: error === null ? 0 : typeof error.code === "number" ? error.code : 1, stdout, stderr })
-    )
-  })
 
 const store = mkdtempSync(join(tmpdir(), "distillery-report-cli-"))
 

@@ -2,14 +2,15 @@ import { assert, afterAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { activeNativeKernels, initBackend } from "../../src/backend/Backend.js"
 import { loadNative, setNativeThreads } from "../../src/backend/Native.js"
+import { requirement } from "../fixtures/requirements.js"
 import { makeRng } from "../../src/domain/Random.js"
 import { decodeModelSpec } from "../../src/models/ModelSpec.js"
-import { makeFusedAdam } from "../../src/train/FusedAdam.js"
-import type { TrainOptions, TrainResult } from "../../src/train/Trainer.js"
+import { makeNativeAdam } from "../../src/backend/kernels/NativeAdam.js"
+import type { TrainOptions, TrainResult } from "../../src/train/Contract.js"
 import { train } from "../../src/train/Trainer.js"
 
 const native = loadNative()
-if (!native.ok) console.warn(`skipping the native training tests: ${native.reason}`)
+requirement("the native addon (for the native training tests)", native)
 
 const D = 100
 const C = 5
@@ -70,7 +71,7 @@ describe.skipIf(!native.ok)("the native training path", () => {
     const before = tf.memory().numTensors
     const a = tf.tidy(() => tf.variable(tf.tensor2d(init, [30, 10])))
     const b = tf.tidy(() => tf.variable(tf.tensor2d(init, [30, 10])))
-    const fused = makeFusedAdam(addon!, hyper)
+    const fused = makeNativeAdam(addon!, hyper)
     const reference = tf.train.adam(hyper.learningRate, hyper.beta1, hyper.beta2, hyper.epsilon)
     for (const g of grads) {
       tf.tidy(() => {
