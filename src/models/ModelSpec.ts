@@ -9,27 +9,38 @@ export type Activation = typeof Activation.Type
 
 export const MlpSpec = Schema.Struct({
   type: Schema.Literal("mlp"),
-  hidden: Schema.Array(Schema.Int.pipe(Schema.positive())),
-  activation: Schema.optionalWith(Activation, { default: () => "relu" as const }),
-  /** Dropout rate on the hidden activations during training. */
-  dropout: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.95)), { default: () => 0 }),
-  /** Dropout rate on the input pixels during training (Hinton et al. 2015 used 0.2 for the teacher). */
-  inputDropout: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.95)), { default: () => 0 })
+  hidden: Schema.propertySignature(Schema.Array(Schema.Int.pipe(Schema.positive()))).annotations({
+    description: "Widths of the hidden layers, from the input to the output"
+  }),
+  activation: Schema.optionalWith(Activation, { default: () => "relu" as const }).annotations({
+    description: "Activation of the hidden layers"
+  }),
+  dropout: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.95)), { default: () => 0 }).annotations({
+    description: "Dropout rate on the hidden activations during training"
+  }),
+  inputDropout: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.95)), { default: () => 0 }).annotations({
+    description: "Dropout rate on the input pixels during training (Hinton et al. 2015 used 0.2 for the teacher)"
+  })
 })
 export type MlpSpec = typeof MlpSpec.Type
 
 export const CnnSpec = Schema.Struct({
   type: Schema.Literal("cnn"),
-  /** Output channels of each 3x3 conv layer; each is followed by the activation and 2x2 max pooling. */
-  channels: Schema.Array(Schema.Int.pipe(Schema.positive())),
-  /** Hidden sizes of the dense head after the convolutions. */
-  dense: Schema.optionalWith(Schema.Array(Schema.Int.pipe(Schema.positive())), { default: () => [] }),
-  activation: Schema.optionalWith(Activation, { default: () => "relu" as const }),
-  dropout: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.95)), { default: () => 0 }),
-  /** Image shape [height, width, channels] the flat features are reshaped to. */
+  channels: Schema.propertySignature(Schema.Array(Schema.Int.pipe(Schema.positive()))).annotations({
+    description: "Output channels of each 3x3 conv layer; each is followed by the activation and 2x2 max pooling"
+  }),
+  dense: Schema.optionalWith(Schema.Array(Schema.Int.pipe(Schema.positive())), { default: () => [] }).annotations({
+    description: "Hidden sizes of the dense head after the convolutions"
+  }),
+  activation: Schema.optionalWith(Activation, { default: () => "relu" as const }).annotations({
+    description: "Activation of the hidden layers"
+  }),
+  dropout: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 0.95)), { default: () => 0 }).annotations({
+    description: "Dropout rate on the dense head's activations during training"
+  }),
   imageShape: Schema.optionalWith(Schema.Tuple(Schema.Int, Schema.Int, Schema.Int), {
     default: () => [28, 28, 1] as const
-  })
+  }).annotations({ description: "Image shape [height, width, channels] the flat features are reshaped to" })
 })
 export type CnnSpec = typeof CnnSpec.Type
 
