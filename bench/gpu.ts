@@ -1,13 +1,13 @@
 /**
  * `npx tsx bench/gpu.ts`: the time of one Adam step of a 784-1200-1200-10 MLP at batch 1024 on the
  * tfjs `webgpu` backend (Dawn through the `webgpu` package), with Distillery's optimizer (one fused
- * dispatch per variable, src/train/WebGpuAdam.ts) and with tfjs's own Adam, against PyTorch on CUDA
+ * dispatch per variable, src/backend/webgpu/Adam.ts) and with tfjs's own Adam, against PyTorch on CUDA
  * when a CUDA build of torch is there, and the CPU paths (Distillery native, PyTorch cpu) for scale.
  * Each runs in its own process. For the webgpu rows it also prints the dispatches per step and the
  * time JS spends recording a step ("issue"): a fixed cost per step that no GPU hides, and that can be
- * measured without one (--software). The "fused" row is src/train/WebGpuMlp.ts: the whole step in our
- * own WGSL kernels, tfjs bypassed. Needs a GPU with a Vulkan (Linux), Metal or D3D12 driver;
- * without one the webgpu rows say what was missing. Writes bench/results/gpu-<time>.json.
+ * measured without one (--software). The "fused" row is src/backend/webgpu/FusedMlp.ts: the whole
+ * step in our own WGSL kernels, tfjs bypassed, timed here (`timeFusedMlpStep`). Needs a GPU with a
+ * Vulkan (Linux), Metal or D3D12 driver; without one the webgpu rows say what was missing. Writes bench/results/gpu-<time>.json.
  *
  *   options: --steps N (timed steps, default 30)  --batch N (default 1024)  --hidden 1200,1200
  *            --python /path/to/python3 (a CUDA torch; default /usr/bin/python3)  --no-cpu (skip the
@@ -21,16 +21,18 @@ import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import type { BackendName } from "../src/backend/Backend.js"
 import { backendInUse, initBackend } from "../src/backend/Backend.js"
+import type { StepOptimizer } from "../src/backend/Adam.js"
+import { tfjsAdam } from "../src/backend/Adam.js"
 import { addSoftwareVulkanDriver } from "../src/backend/WebGpu.js"
+import { buildFusedMlp } from "../src/backend/webgpu/FusedMlp.js"
 import { decodeModelSpec } from "../src/models/ModelSpec.js"
-import { buildModel } from "../src/models/Network.js"
-import type { StepOptimizer } from "../src/train/FusedAdam.js"
-import type { TrainOptions } from "../src/train/Trainer.js"
-import { makeOptimizer, train } from "../src/train/Trainer.js"
+import { buildModel, networkWeights } from "../src/models/Network.js"
+import type { TrainOptions } from "../src/train/Contract.js"
+import { makeOptimizer } from "../src/train/Optimizer.js"
+import { train } from "../src/train/Trainer.js"
 import { objectiveLoss, ObjectiveSpec } from "../src/losses/Objective.js"
-import { makeRng } from "../src/domain/Random.js"
+import { makeRng, permutation } from "../src/domain/Random.js"
 import { Schema } from "effect"
-import { timeFusedMlpStep } from "../src/train/WebGpuMlp.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const argv = process.argv.slice(2)
@@ -69,6 +71,60 @@ const countDispatches = (): (() => number) => {
   return () => count
 }
 
+interface FusedStepTiming {
+  readonly msPerStep: number
+  /** Time JS spent recording and submitting a step, the GPU not waited for. */
+  readonly issueMsPerStep: number
+  readonly dispatchesPerStep: number
+}
+
+/**
+ * Times `steps` fused steps (CE loss, Adam) of an MLP on random data of one batch, on the active
+ * webgpu backend, after 5 warm-up steps.
+ */
+const timeFusedMlpStep = async (o: {
+  readonly hidden: ReadonlyArray<number>
+  readonly inputSize: number
+  readonly numClasses: number
+  readonly batchSize: number
+  readonly steps: number
+}): Promise<FusedStepTiming> => {
+  const rng = makeRng(1)
+  const b = o.batchSize
+  const net = buildModel(decodeModelSpec({ type: "mlp", hidden: [...o.hidden] }), [o.inputSize], o.numClasses, 1)
+  const initial = await networkWeights(net).finally(() => net.dispose())
+  const fused = await buildFusedMlp({
+    sizes: [o.inputSize, ...o.hidden, o.numClasses],
+    batchSize: b,
+    dropout: 0,
+    loss: { kl: 0, ce: 1, temperature: 1 },
+    adam: { learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 },
+    train: {
+      x: Float32Array.from({ length: b * o.inputSize }, () => rng.next()),
+      y: Int32Array.from({ length: b }, () => rng.int(o.numClasses))
+    },
+    initial: initial.map((w) => w.values)
+  })
+  try {
+    fused.beginEpoch(permutation(b, rng))
+    let t = 0
+    for (let i = 0; i < 5; i++) fused.step(0, b, i, ++t)
+    await fused.idle()
+    let issue = 0
+    const t0 = performance.now()
+    for (let i = 0; i < o.steps; i++) {
+      const s0 = performance.now()
+      fused.step(0, b, i, ++t)
+      issue += performance.now() - s0
+    }
+    await fused.idle()
+    return { msPerStep: (performance.now() - t0) / o.steps, issueMsPerStep: issue / o.steps, dispatchesPerStep: fused.dispatchesPerStep }
+  } finally {
+    await fused.idle()
+    fused.destroy()
+  }
+}
+
 /**
  * Child mode: times `steps` Adam steps on one backend and prints a StepResult as JSON. `optimizer`:
  * "distillery" is what the train node uses on that backend, "tfjs" tfjs's AdamOptimizer.
@@ -92,7 +148,8 @@ const child = async (backend: BackendName, steps: number, optimizer: "distillery
     process.exit(0)
   }
   const net = buildModel(decodeModelSpec({ type: "mlp", hidden }), [784], 10, 1)
-  const opt: tf.Optimizer | StepOptimizer = optimizer === "tfjs" ? tf.train.adam(1e-3) : makeOptimizer({ type: "adam", learningRate: 1e-3 })
+  const opt: StepOptimizer =
+    optimizer === "tfjs" ? tfjsAdam({ learningRate: 1e-3, beta1: 0.9, beta2: 0.999, epsilon: 1e-7 }) : makeOptimizer({ type: "adam", learningRate: 1e-3 })
   const dispatched = countDispatches()
   const x = tf.randomUniform([batch, 784]) as tf.Tensor2D
   const labels = tf.oneHot(tf.randomUniform([batch], 0, 10, "int32") as tf.Tensor1D, 10)

@@ -3,7 +3,7 @@
  * a fused Adam update,
  * built by `npm install` with node-gyp) when they were built, and says why not when they were not.
  * The `native` backend is tfjs-wasm with its matrix products, convolutions and Adam routed here
- * (kernels/NativeMatMul.ts, kernels/NativeConv.ts, train/FusedAdam.ts).
+ * (kernels/NativeMatMul.ts, kernels/NativeConv.ts, kernels/NativeAdam.ts).
  *
  * Threads: a product large enough is split between `nativeThreads()` threads (default: the
  * DISTILLERY_THREADS environment variable, else the machine's cores, at most 8; 1 inside a

@@ -1,8 +1,8 @@
 /**
  * The slice of WebGPU, and of tfjs-backend-webgpu's WebGPUBackend (4.22), that Distillery's own
- * kernels use (src/train/WebGpuAdam.ts records into tfjs's command encoder; src/train/WebGpuMlp.ts
- * runs a whole training step of its own on tfjs's device). Typed here rather than with
- * @webgpu/types, so that nothing depends on the optional packages at compile time.
+ * kernels use (webgpu/Adam.ts records into tfjs's command encoder; webgpu/FusedMlp.ts runs a whole
+ * training step of its own on tfjs's device). Typed here rather than with @webgpu/types, so that
+ * nothing depends on the optional packages at compile time.
  */
 import * as tf from "@tensorflow/tfjs"
 import * as fs from "node:fs"

@@ -1,6 +1,7 @@
 /**
  * Turns a `ModelSpec` into plain tfjs variables and a forward function: no tf.layers, no model.fit, so
- * the trainer owns the loop and every random draw comes from a seed. `forward` also returns the
+ * the trainer owns the loop and every random draw comes from a seed. A `Network` is the trainer's
+ * `TrainableModel` for the classifier family (train/Classifier.ts). `forward` also returns the
  * activations of each named layer, flattened to (B, D), for feature-based distillation (FitNets
  * hints, relational KD).
  *
@@ -327,7 +328,7 @@ export const loadNetwork = (model: Model): Network =>
  * Copies tensors out as Weights named after the network's variables. Asynchronous because a GPU backend
  * (webgpu) cannot read synchronously in Node.
  */
-export const readWeights = (net: Network, tensors: ReadonlyArray<tf.Tensor>): Promise<Array<Weight>> =>
+export const readWeights = (net: Pick<Network, "weightNames">, tensors: ReadonlyArray<tf.Tensor>): Promise<Array<Weight>> =>
   Promise.all(
     tensors.map(async (t, i) => ({
       name: net.weightNames[i]!,
@@ -338,7 +339,8 @@ export const readWeights = (net: Network, tensors: ReadonlyArray<tf.Tensor>): Pr
   )
 
 /** Copies the network's current values out, one Weight per variable. */
-export const networkWeights = (net: Network): Promise<Array<Weight>> => readWeights(net, net.variables)
+export const networkWeights = (net: Pick<Network, "weightNames" | "variables">): Promise<Array<Weight>> =>
+  readWeights(net, net.variables)
 
 /**
  * Runs `x` ((n, prod(featureShape)) row-major) through the network in inference mode, `batchSize` rows

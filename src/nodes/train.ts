@@ -15,7 +15,7 @@ import { featureSize, parameterCount } from "../domain/Artifact.js"
 import { ObjectiveSpec } from "../losses/ObjectiveSpec.js"
 import { ModelSpec } from "../models/ModelSpec.js"
 import type { ExtraTerm } from "../train/ExtraTerms.js"
-import type { TrainOptions } from "../train/Trainer.js"
+import type { TrainOptions } from "../train/Contract.js"
 import { defineKind, NodeError, onRun } from "./NodeKind.js"
 
 const positive = Schema.Number.pipe(Schema.positive())

@@ -16,7 +16,7 @@ import { deriveSeed, makeRng } from "../domain/Random.js"
 import type { HintKind } from "../losses/hint.js"
 import { hintLoss } from "../losses/hint.js"
 import { rkdAngleLoss, rkdDistanceLoss } from "../losses/rkd.js"
-import type { ExtraLoss } from "./Trainer.js"
+import type { ExtraLoss } from "./Contract.js"
 
 export type RelationKind = "distance" | "angle" | "both"
 

@@ -10,48 +10,46 @@
  * predictions at the start of the step and all K students are updated from them, so the result does not
  * depend on the order in which the students are listed.
  *
- * Batching follows Trainer.ts: the data goes to the device once, each epoch has its own seeded shuffle
- * (shared by the students, so they see the same batches), each student's dropout masks have their own
- * stream, the loss is summed on the device and read once per epoch, the loop yields between batches and
- * checks the abort signal, and every tensor is freed whatever happens. Validation measures each student
- * after every epoch; "best" keeps each student's weights from its own best val_loss epoch.
+ * It is built from the trainer's pieces: the classifier family's set-up (Classifier.ts), the backend's
+ * optimizer with weight decay (Optimizer.ts), the batch loop (Loop.ts `runEpoch`: one seeded shuffle
+ * per epoch, shared by the students so they see the same batches; the loss summed on the device and
+ * read once per epoch; yields and abort checks between batches), the validation score (Score.ts) and
+ * the best-epoch bookkeeping (Loop.ts `makeBestTracker`, `makeBestWeights`). Each student's dropout
+ * masks have their own stream, and every tensor is freed whatever happens. Validation measures each
+ * student after every epoch; "best" keeps each student's weights from its own best val_loss epoch.
  */
 import * as tf from "@tensorflow/tfjs"
-import { featureSize } from "../domain/Artifact.js"
+import { backendCapabilities } from "../backend/Capabilities.js"
 import type { Weight } from "../domain/Artifact.js"
+import { featureSize } from "../domain/Artifact.js"
 import { deriveSeed } from "../domain/Random.js"
 import type { ObjectiveSpec } from "../losses/Objective.js"
 import { divergencePerExample, hardLabelCrossEntropy, temperatureFactor } from "../losses/Objective.js"
 import type { ModelSpec } from "../models/ModelSpec.js"
-import type { Network } from "../models/Network.js"
-import { buildModel, networkWeights, readWeights } from "../models/Network.js"
-import type { StepOptimizer } from "./FusedAdam.js"
-import type { BatchReport, OptimizerOptions } from "./Trainer.js"
-import { runEpoch, throwIfAborted } from "./Loop.js"
-import { disposeOptimizer, evaluate, makeOptimizer } from "./Trainer.js"
+import { readWeights } from "../models/Network.js"
+import { classifier } from "./Classifier.js"
+import type { LabelledRows, LoopOptions } from "./Contract.js"
+import type { BestTracker, BestWeights } from "./Loop.js"
+import { makeBestTracker, makeBestWeights, runEpoch, throwIfAborted } from "./Loop.js"
+import type { TrainableModel } from "./ModelFamily.js"
+import type { Updater } from "./Optimizer.js"
+import { makeUpdater } from "./Optimizer.js"
+import { evaluate } from "./Score.js"
+import { validateRows } from "./Trainer.js"
 
-export interface MutualOptions {
+export interface MutualOptions extends Omit<LoopOptions, "onEpoch" | "earlyStopping"> {
   /** One spec per student, K >= 2; student k is initialised from deriveSeed(seed, "student", k). */
   readonly students: ReadonlyArray<ModelSpec>
   readonly featureShape: ReadonlyArray<number>
   readonly numClasses: number
   /** Rows aligned; y = -1 marks an unlabelled row (no CE; the mimicry term still applies). */
-  readonly train: { readonly x: Float32Array; readonly y: Int32Array }
-  readonly validation?: { readonly x: Float32Array; readonly y: Int32Array }
-  readonly optimizer: OptimizerOptions
-  readonly batchSize: number
-  readonly epochs: number
-  readonly seed: number
+  readonly train: LabelledRows
+  readonly validation?: LabelledRows
   /** Weight of the mean KL to the other students. */
   readonly weight: number
   /** Temperature of the KL term (1 in the paper). */
   readonly temperature: number
-  readonly checkpoint: "best" | "last"
   readonly onEpoch?: (r: MutualEpochReport) => void
-  readonly onBatch?: (r: BatchReport) => void
-  readonly onBatchEvery?: number
-  readonly signal?: AbortSignal
-  readonly evalBatchSize?: number
 }
 
 export interface StudentEpoch {
@@ -95,17 +93,15 @@ export interface MutualResult {
 /** Trains the students together and returns each one's weights, the best one and the per-epoch history. */
 export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
   const K = o.students.length
-  const d = featureSize(o.featureShape)
-  const n = o.train.y.length
   if (K < 2) throw new Error(`mutual learning needs at least 2 students, got ${K}`)
-  if (n === 0) throw new Error("no training examples")
-  if (o.train.x.length !== n * d) throw new Error(`train.x has ${o.train.x.length} values; expected ${n} rows x ${d}`)
-  if (!(Number.isInteger(o.batchSize) && o.batchSize >= 1)) throw new Error(`batchSize must be a positive integer, got ${o.batchSize}`)
-  if (!(Number.isInteger(o.epochs) && o.epochs >= 1)) throw new Error(`epochs must be a positive integer, got ${o.epochs}`)
+  validateRows(o, featureSize(o.featureShape))
   throwIfAborted(o.signal)
   const started = performance.now()
+  const n = o.train.y.length
   const evalBatch = Math.max(1, o.evalBatchSize ?? 512)
   const validated = o.validation !== undefined && o.validation.y.length > 0
+  const backend = backendCapabilities()
+  const family = classifier(o.featureShape, o.numClasses)
   // Only divergence, temperature and scaleT2 are read; the rest are ObjectiveSpec's defaults.
   const klSpec: ObjectiveSpec = {
     divergence: "forward_kl",
@@ -119,59 +115,47 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
   const klFactor = temperatureFactor(klSpec)
 
   const owned: Array<tf.Tensor> = []
-  const own = <T extends tf.Tensor>(t: T): T => {
-    owned.push(t)
-    return t
-  }
-  const nets: Array<Network> = []
-  const optimizers: Array<tf.Optimizer | StepOptimizer> = []
-  const best: Array<Array<tf.Tensor> | undefined> = o.students.map(() => undefined)
+  const nets: Array<TrainableModel<tf.Tensor2D, tf.Tensor2D>> = []
+  const updaters: Array<Updater> = []
+  const best: Array<BestWeights> = []
   try {
-    o.students.forEach((spec, k) => nets.push(buildModel(spec, o.featureShape, o.numClasses, deriveSeed(o.seed, "student", k))))
-    o.students.forEach(() => optimizers.push(makeOptimizer(o.optimizer)))
-    const xAll = own(tf.tensor2d(o.train.x, [n, d]))
-    const yAll = own(tf.tensor1d(o.train.y, "int32"))
-    const val = validated
-      ? { x: own(tf.tensor2d(o.validation!.x, [o.validation!.y.length, d])), y: own(tf.tensor1d(o.validation!.y, "int32")) }
-      : undefined
-    const wd = o.optimizer.weightDecay ?? 0
-    const sgdDecay = o.optimizer.type === "sgd" && wd > 0 ? own(tf.scalar(wd)) : undefined
-    const adamDecay = o.optimizer.type === "adam" && wd > 0 ? own(tf.scalar(1 - o.optimizer.learningRate * wd)) : undefined
+    o.students.forEach((spec, k) => nets.push(family.build(spec, deriveSeed(o.seed, "student", k))))
+    nets.forEach((net) => best.push(makeBestWeights(net.variables)))
+    o.students.forEach(() => updaters.push(makeUpdater(o.optimizer, backend)))
+    const data = family.upload(o.train)
+    owned.push(data.inputs, data.labels)
+    const val = validated ? family.upload(o.validation!) : undefined
+    if (val !== undefined) owned.push(val.inputs, val.labels)
 
     /** One step of every student on rows perm[start, start + rows); returns the new (K) loss sums. */
     const step = (perm: tf.Tensor1D, start: number, rows: number, epoch: number, b: number, sums: tf.Tensor1D): tf.Tensor1D =>
       tf.tidy(() => {
         const idx = tf.slice(perm, start, rows)
-        const xb = tf.gather(xAll, idx) // (B, D)
-        const yb = tf.gather(yAll, idx) // (B) int32
+        const xb = tf.gather(data.inputs, idx) // (B, D)
+        const yb = tf.gather(data.labels, idx) // (B) int32
         const seeds = nets.map((_, k) => deriveSeed(o.seed, "dropout", k, epoch, b))
         // (B, C) each student's logits with the dropout masks of its own step below: the others' targets
         const targets = nets.map((net, k) => net.forward(xb, { training: true, seed: seeds[k]! }).logits)
-        const values = nets.map((net, k) => {
-          const { value, grads } = tf.variableGrads(() => {
-            const logits = net.forward(xb, { training: true, seed: seeds[k]! }).logits // (B, C)
-            const ce = hardLabelCrossEntropy(logits, yb)
-            // (K - 1) mean_b KL(q_l,T || q_k,T) for each other student l
-            const kls = targets.flatMap((t, l) => (l === k ? [] : [tf.mean(divergencePerExample(klSpec, logits, { logits: t }))]))
-            return tf.add(ce, tf.mul(tf.mean(tf.stack(kls)), o.weight * klFactor)) as tf.Scalar
-          }, net.variables as Array<tf.Variable>)
-          if (sgdDecay !== undefined) {
-            for (const v of net.variables) {
-              const g = grads[v.name]
-              if (g !== undefined) grads[v.name] = tf.add(g, tf.mul(v, sgdDecay))
-            }
-          }
-          if (adamDecay !== undefined) for (const v of net.variables) v.assign(tf.mul(v, adamDecay))
-          optimizers[k]!.applyGradients(grads)
-          return value
-        })
+        const values = nets.map((net, k) =>
+          updaters[k]!.minimize(
+            () => {
+              const logits = net.forward(xb, { training: true, seed: seeds[k]! }).logits // (B, C)
+              const ce = hardLabelCrossEntropy(logits, yb)
+              // (K - 1) mean_b KL(q_l,T || q_k,T) for each other student l
+              const kls = targets.flatMap((t, l) => (l === k ? [] : [tf.mean(divergencePerExample(klSpec, logits, { logits: t }))]))
+              return tf.add(ce, tf.mul(tf.mean(tf.stack(kls)), o.weight * klFactor)) as tf.Scalar
+            },
+            net.variables,
+            net.variables
+          )
+        )
         // Batch means x rows, so the epoch means weigh a short last batch correctly.
         return tf.add(sums, tf.mul(tf.stack(values), rows)) as tf.Tensor1D
       })
 
     const history: Array<MutualEpochReport> = []
-    const bestEpoch = o.students.map(() => 0)
-    const bestValue = o.students.map(() => Number.NaN)
+    // Each student's best epoch by val_loss (train loss without validation), lower is better.
+    const trackers: Array<BestTracker> = nets.map(() => makeBestTracker(false))
     const bestAccuracy = o.students.map(() => Number.NaN)
 
     for (let epoch = 1; epoch <= o.epochs; epoch++) {
@@ -183,17 +167,11 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
       const trainLosses = Array.from(sums, (s) => s / n)
       const students: Array<StudentEpoch> = []
       for (let k = 0; k < K; k++) {
-        const v = val === undefined ? undefined : await evaluate(nets[k]!, val.x, val.y, evalBatch, o.signal)
+        const v = val === undefined ? undefined : await evaluate(nets[k]!, val.inputs, val.labels, evalBatch, o.signal)
         students.push({ trainLoss: trainLosses[k]!, ...(v !== undefined ? { valLoss: v.loss, valAccuracy: v.accuracy } : {}) })
-        const value = v === undefined ? trainLosses[k]! : v.loss
-        if (Number.isFinite(value) && (bestEpoch[k] === 0 || value < bestValue[k]!)) {
-          bestEpoch[k] = epoch
-          bestValue[k] = value
+        if (trackers[k]!.record(epoch, v === undefined ? trainLosses[k]! : v.loss)) {
           bestAccuracy[k] = v?.accuracy ?? Number.NaN
-          if (o.checkpoint === "best") {
-            tf.dispose(best[k])
-            best[k] = nets[k]!.variables.map((x) => tf.keep(tf.clone(x)))
-          }
+          if (o.checkpoint === "best") best[k]!.save()
         }
       }
       const report: MutualEpochReport = { epoch, epochs: o.epochs, students, seconds: (performance.now() - epochStart) / 1000 }
@@ -202,23 +180,26 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
     }
 
     const last = history[history.length - 1]!
-    const results: Array<StudentResult> = await Promise.all(nets.map(async (net, k) => {
-      const useBest = o.checkpoint === "best" && best[k] !== undefined
-      return {
-        weights: await (useBest ? readWeights(net, best[k]!) : networkWeights(net)),
-        info: {
-          checkpoint: o.checkpoint,
-          epoch: useBest ? bestEpoch[k]! : o.epochs,
-          epochs: o.epochs,
-          bestEpoch: bestEpoch[k]!,
-          selectedOn: validated ? "val_loss" : "train_loss",
-          bestValue: bestValue[k]!,
-          valAccuracy: useBest ? bestAccuracy[k]! : (last.students[k]!.valAccuracy ?? Number.NaN),
-          backend: tf.getBackend(),
-          seconds: (performance.now() - started) / 1000
+    const results: Array<StudentResult> = await Promise.all(
+      nets.map(async (net, k) => {
+        const saved = best[k]!.saved()
+        const useBest = o.checkpoint === "best" && saved !== undefined
+        return {
+          weights: await readWeights(net, useBest ? saved : net.variables),
+          info: {
+            checkpoint: o.checkpoint,
+            epoch: useBest ? trackers[k]!.epoch() : o.epochs,
+            epochs: o.epochs,
+            bestEpoch: trackers[k]!.epoch(),
+            selectedOn: validated ? "val_loss" : "train_loss",
+            bestValue: trackers[k]!.value(),
+            valAccuracy: useBest ? bestAccuracy[k]! : (last.students[k]!.valAccuracy ?? Number.NaN),
+            backend: backend.name,
+            seconds: (performance.now() - started) / 1000
+          }
         }
-      }
-    }))
+      })
+    )
     let bestStudent = 0
     if (validated) {
       results.forEach((r, k) => {
@@ -227,9 +208,9 @@ export const trainMutual = async (o: MutualOptions): Promise<MutualResult> => {
     }
     return { students: results, best: bestStudent, history }
   } finally {
-    best.forEach((b) => tf.dispose(b))
+    best.forEach((b) => b.dispose())
     tf.dispose(owned)
-    optimizers.forEach(disposeOptimizer)
+    updaters.forEach((u) => u.dispose())
     nets.forEach((net) => net.dispose())
   }
 }

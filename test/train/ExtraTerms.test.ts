@@ -6,7 +6,7 @@ import { hardLabelCrossEntropy } from "../../src/losses/Objective.js"
 import { decodeModelSpec } from "../../src/models/ModelSpec.js"
 import type { ExtraTerm } from "../../src/train/ExtraTerms.js"
 import { combineTerms, hintTerm, relationTerm } from "../../src/train/ExtraTerms.js"
-import type { TrainOptions, TrainResult } from "../../src/train/Trainer.js"
+import type { TrainOptions, TrainResult } from "../../src/train/Contract.js"
 import { train } from "../../src/train/Trainer.js"
 
 const D = 4

@@ -4,7 +4,7 @@ import { initBackend } from "../../src/backend/Backend.js"
 import { makeRng } from "../../src/domain/Random.js"
 import type { ModelSpec } from "../../src/models/ModelSpec.js"
 import { decodeModelSpec } from "../../src/models/ModelSpec.js"
-import type { TeacherBatch, TrainOptions, TrainResult } from "../../src/train/Trainer.js"
+import type { TeacherBatch, TrainOptions, TrainResult } from "../../src/train/Contract.js"
 import { train } from "../../src/train/Trainer.js"
 
 const D = 4

@@ -3,18 +3,17 @@
  * fourteen kernels per variable and step and uploads fresh scalars for each; every kernel is a
  * dispatch with its own bind group and uniform buffer. On the 784-1200-1200-10 MLP that is 84 of a
  * step's 127 dispatches and two thirds of the time JS spends issuing it (bench/gpu.ts prints both),
- * which on a fast GPU is the step time. Same formula and defaults as tfjs and FusedAdam.ts:
- *   m ← β1 m + (1 - β1) g,  v ← β2 v + (1 - β2) g²,  θ ← θ - lr · (m / (1 - β1ᵗ)) / (√(v / (1 - β2ᵗ)) + ε)
- * The moments live in GPU buffers of our own (not tensors: nothing to leak, and never shared); the new
- * θ goes to a fresh tfjs buffer that the variable is assigned, so clones of the old value (a "best"
- * checkpoint) are never written to. The dispatch is recorded into the backend's own command encoder,
- * in order with its kernels.
+ * which on a fast GPU is the step time. The formula and defaults are ../Adam.ts's. The moments live
+ * in GPU buffers of our own (not tensors: nothing to leak, and never shared); the new θ goes to a
+ * fresh tfjs buffer that the variable is assigned, so clones of the old value (a "best" checkpoint)
+ * are never written to. The dispatch is recorded into the backend's own command encoder, in order
+ * with its kernels.
  */
 import * as tf from "@tensorflow/tfjs"
-import type { GpuBuffer } from "../backend/WebGpu.js"
-import { gpuUsage as usage, maxWorkgroups, webGpuBackend } from "../backend/WebGpu.js"
-import type { AdamHyper, StepOptimizer } from "./FusedAdam.js"
-import { makeAdamOptimizer } from "./FusedAdam.js"
+import type { AdamHyper, StepOptimizer } from "../Adam.js"
+import { makeAdamOptimizer } from "../Adam.js"
+import type { GpuBuffer } from "../WebGpu.js"
+import { gpuUsage as usage, maxWorkgroups, webGpuBackend } from "../WebGpu.js"
 
 const workgroupSize = 256
 
