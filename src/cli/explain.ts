@@ -11,6 +11,7 @@ import { pipelineCacheKeys } from "../dag/Executor.js"
 import { choices, didYouMean } from "../domain/Suggest.js"
 import type { Pipeline } from "../pipeline/Pipeline.js"
 import { parseRef } from "../pipeline/Validate.js"
+import * as ReadModel from "../store/ReadModel.js"
 import { ResultsStore } from "../store/ResultsStore.js"
 import { loadPipeline, storeOption } from "./shared.js"
 import { loadSweep } from "./sweep.js"
@@ -75,10 +76,8 @@ export const explainNode = (pipeline: Pipeline, nodeId: string) =>
       }
     }
     // The upstream keys of the previous run, to compare input by input.
-    const upstream = yield* results
-      .query("SELECT node_id, cache_key FROM nodes WHERE run_id = $1", [previous.runId])
-      .pipe(Effect.orElseSucceed(() => ({ columns: [], types: [], rows: [] })))
-    const previousKeys = new Map(upstream.rows.map((r) => [String(r[0]), String(r[1])] as const))
+    const upstream = yield* ReadModel.nodes([previous.runId]).pipe(Effect.orElseSucceed(() => []))
+    const previousKeys = new Map(upstream.map((n) => [n.nodeId, n.cacheKey as string] as const))
     const recordedInputs = (previous.inputs ?? {}) as Record<string, string>
     const beforeInputs = Object.fromEntries(
       Object.entries(recordedInputs).map(([port, ref]) => {

@@ -9,7 +9,7 @@ import { Command, Options } from "@effect/cli"
 import { Console, Effect } from "effect"
 import { ArtifactStore } from "../cache/ArtifactStore.js"
 import type { CacheKey } from "../domain/Ids.js"
-import { ResultsStore } from "../store/ResultsStore.js"
+import * as ReadModel from "../store/ReadModel.js"
 import { storeOption } from "./shared.js"
 
 /** 1536 -> "1.5 KiB". */
@@ -36,10 +36,7 @@ export interface GcReport {
 export const collectGarbage = (options: { readonly dryRun: boolean }) =>
   Effect.gen(function* () {
     const artifacts = yield* ArtifactStore
-    const results = yield* ResultsStore
-    const referenced = new Set(
-      (yield* results.query("SELECT DISTINCT cache_key FROM nodes")).rows.map((r) => String(r[0]))
-    )
+    const referenced = yield* ReadModel.referencedCacheKeys()
     const keys = yield* artifacts.keys()
     const dropKeys = keys.filter((k) => !referenced.has(k.key))
     const named = new Set(keys.filter((k) => referenced.has(k.key)).map((k) => k.artifactId))

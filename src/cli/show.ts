@@ -3,67 +3,15 @@
  * or one sweep's trials (params, status, the main metric) and its results per param combination.
  */
 import { Args, Command } from "@effect/cli"
-import { Console, Effect, Option, Schema } from "effect"
+import { Console, Effect, Option } from "effect"
 import { formatTable } from "../store/Format.js"
+import * as ReadModel from "../store/ReadModel.js"
 import type { QueryResult } from "../store/ResultsStore.js"
-import { ResultsStore } from "../store/ResultsStore.js"
 import { storeOption } from "./shared.js"
 import { sweepTable } from "./sweep.js"
 
-export class UnknownRunError extends Schema.TaggedError<UnknownRunError>()("UnknownRunError", {
-  run: Schema.String,
-  message: Schema.String
-}) {}
-
-export type Target = { readonly kind: "run" | "sweep"; readonly id: string }
-
-/**
- * Which run or sweep `id` names: an exact id, else a unique prefix; `last` is the newest stand-alone
- * run or sweep. Fails naming recent ids.
- */
-export const resolveTarget = (id: string) =>
-  Effect.gen(function* () {
-    const store = yield* ResultsStore
-    // A store no distillery with sweeps has written to (opened read-only) has no sweeps table.
-    const hasSweeps = yield* store
-      .query("SELECT count(*) FROM information_schema.tables WHERE table_name = 'sweeps'")
-      .pipe(Effect.map((r) => Number(r.rows[0]?.[0] ?? 0) > 0))
-    const sweepsSource = hasSweeps ? "SELECT 'sweep' AS kind, sweep_id AS id, started_at FROM sweeps UNION ALL " : ""
-    if (id === "last") {
-      const newest = yield* store.query(
-        `SELECT kind, id FROM (
-           ${sweepsSource}SELECT 'run' AS kind, run_id AS id, started_at FROM runs WHERE sweep_id IS NULL)
-         ORDER BY started_at DESC LIMIT 1`
-      )
-      const row = newest.rows[0]
-      if (row !== undefined) return { kind: row[0] as "run" | "sweep", id: String(row[1]) } satisfies Target
-    } else {
-      const matches = yield* store.query(
-        `SELECT kind, id FROM (
-           ${sweepsSource}SELECT 'run' AS kind, run_id AS id, started_at FROM runs)
-         WHERE id = $1 OR starts_with(id, $1) ORDER BY id = $1 DESC, started_at DESC`,
-        [id]
-      )
-      const exact = matches.rows.filter((r) => r[1] === id)
-      const chosen = exact.length > 0 ? exact : matches.rows
-      if (chosen.length === 1) return { kind: chosen[0]![0] as "run" | "sweep", id: String(chosen[0]![1]) } satisfies Target
-      if (chosen.length > 1) {
-        return yield* new UnknownRunError({
-          run: id,
-          message: `'${id}' matches ${chosen.length} runs and sweeps: ${chosen.slice(0, 8).map((r) => r[1]).join(", ")}${chosen.length > 8 ? ", ..." : ""}`
-        })
-      }
-    }
-    const recent = yield* store.query("SELECT run_id FROM runs WHERE sweep_id IS NULL ORDER BY started_at DESC LIMIT 5")
-    const sweeps = hasSweeps
-      ? yield* store.query("SELECT sweep_id FROM sweeps ORDER BY started_at DESC LIMIT 3")
-      : { rows: [] as ReadonlyArray<ReadonlyArray<unknown>> }
-    return yield* new UnknownRunError({
-      run: id,
-      message: `no run '${id}'; recent runs: ${recent.rows.map((r) => r[0]).join(", ") || "none"}` +
-        (sweeps.rows.length > 0 ? `; recent sweeps: ${sweeps.rows.map((r) => r[0]).join(", ")}` : "")
-    })
-  })
+/** Every verb fails alike on an id that names no run or sweep (`ReadModel.resolveTarget`). */
+export { UnknownRunError } from "../store/ReadModel.js"
 
 /** A result without the columns that are NULL in every row (a view's columns for other sweeps). */
 export const dropEmptyColumns = (result: QueryResult, keep: ReadonlyArray<string> = []): QueryResult => {
@@ -75,38 +23,45 @@ export const dropEmptyColumns = (result: QueryResult, keep: ReadonlyArray<string
   }
 }
 
+/** A table of plain rows (numbers right-aligned, as in a query result). */
+const table = (columns: ReadonlyArray<string>, rows: ReadonlyArray<ReadonlyArray<unknown>>): QueryResult => ({ columns, types: [], rows })
+
 const showRun = (runId: string) =>
   Effect.gen(function* () {
-    const store = yield* ResultsStore
-    const run = yield* store.query(
-      "SELECT run_id, pipeline, pipeline_path, status, backend, started_at, ended_at, error FROM runs WHERE run_id = $1",
-      [runId]
-    )
-    yield* Console.log(formatTable(run))
-    const nodes = yield* store.query(
-      `SELECT node_id, kind, status, round(duration_ms / 1000, 2) AS seconds, left(cache_key, 12) AS cache_key
-       FROM nodes WHERE run_id = $1 ORDER BY started_at`,
-      [runId]
-    )
-    yield* Console.log(`\nnodes\n${formatTable(nodes)}`)
-    const metrics = yield* store.query(
-      // PIVOT takes no parameters; the id is one read back from the store, quoted as a literal.
-      `PIVOT (SELECT node_id, name, value FROM metrics WHERE run_id = '${runId.replace(/'/g, "''")}' AND step IS NULL)
-       ON name USING first(value) GROUP BY node_id ORDER BY node_id`
-    )
-    if (metrics.rows.length > 0) yield* Console.log(`\nfinal metrics\n${formatTable(metrics)}`)
+    const run = yield* ReadModel.run(runId)
+    yield* Console.log(formatTable(table(
+      ["run_id", "pipeline", "pipeline_path", "status", "backend", "started_at", "ended_at", "error"],
+      Option.toArray(run).map((r) => [r.runId, r.pipeline, r.pipelinePath, r.status, r.backend, r.startedAt, r.endedAt, r.error])
+    )))
+    const nodes = yield* ReadModel.nodes([runId])
+    yield* Console.log(`\nnodes\n${formatTable(table(
+      ["node_id", "kind", "status", "seconds", "cache_key"],
+      nodes.map((n) => [n.nodeId, n.kind, n.status, Number.isNaN(n.durationMs) ? null : Math.round(n.durationMs / 10) / 100, n.cacheKey.slice(0, 12)])
+    ))}`)
+    // One row per node, one column per metric name (sorted), the first value recorded.
+    const metrics = yield* ReadModel.finalMetrics([runId])
+    const names = [...new Set(metrics.map((m) => m.name))].sort()
+    const byNode = new Map<string, Map<string, number | null>>()
+    for (const m of metrics) {
+      const values = byNode.get(m.nodeId) ?? new Map<string, number | null>()
+      if (!values.has(m.name)) values.set(m.name, m.value)
+      byNode.set(m.nodeId, values)
+    }
+    const rows = [...byNode.keys()].sort().map((node) => [node, ...names.map((name) => byNode.get(node)!.get(name) ?? null)])
+    if (rows.length > 0) yield* Console.log(`\nfinal metrics\n${formatTable(table(["node_id", ...names], rows))}`)
   })
 
 const showSweep = (sweepId: string) =>
   Effect.gen(function* () {
-    const store = yield* ResultsStore
-    const sweep = yield* store.query(
-      `SELECT sweep_id, pipeline, pipeline_path, status, trials, baseline, started_at, ended_at, params FROM sweeps WHERE sweep_id = $1`,
-      [sweepId]
-    )
-    yield* Console.log(formatTable(dropEmptyColumns({ ...sweep, columns: sweep.columns.slice(0, -1), rows: sweep.rows.map((r) => r.slice(0, -1)) })))
-    const paths = (sweep.rows[0]?.[8] ?? []) as ReadonlyArray<string>
-    const trials = yield* store.query("SELECT * FROM trials WHERE sweep_id = $1 ORDER BY trial", [sweepId])
+    const sweep = Option.getOrUndefined(yield* ReadModel.sweep(sweepId))
+    yield* Console.log(formatTable(dropEmptyColumns(table(
+      ["sweep_id", "pipeline", "pipeline_path", "status", "trials", "baseline", "started_at", "ended_at"],
+      sweep === undefined
+        ? []
+        : [[sweep.sweepId, sweep.pipeline, sweep.pipelinePath, sweep.status, sweep.trials, sweep.baseline, sweep.startedAt, sweep.endedAt]]
+    ))))
+    const paths = sweep?.params ?? []
+    const trials = yield* ReadModel.trialsTable(sweepId)
     // The trials view has a column per metric of every node; show the params and each node's accuracy.
     const main = trials.columns.filter((c) => c.endsWith(".accuracy"))
     const wanted = ["trial", "seed", "status", ...paths, ...main]
@@ -117,14 +72,20 @@ const showSweep = (sweepId: string) =>
       rows: trials.rows.map((r) => pick.map((i) => r[i]))
     }
     yield* Console.log(`\ntrials\n${formatTable(shown)}`)
-    const failed = yield* store.query(
-      "SELECT trial, error FROM runs WHERE sweep_id = $1 AND status = 'failed' ORDER BY trial",
-      [sweepId]
-    )
-    if (failed.rows.length > 0) yield* Console.log(`\nfailed trials\n${formatTable(failed, { maxCellWidth: 120 })}`)
-    const table = yield* sweepTable(sweepId, paths)
-    if (Option.isSome(table)) yield* Console.log(`\n${table.value.title}\n${formatTable(table.value.table, { maxCellWidth: 60 })}`)
+    const failed = (yield* ReadModel.sweepRuns(sweepId)).filter((r) => r.status === "failed")
+    if (failed.length > 0) {
+      yield* Console.log(`\nfailed trials\n${formatTable(table(["trial", "error"], failed.map((r) => [r.trial, r.error])), { maxCellWidth: 120 })}`)
+    }
+    const summary = yield* sweepTable(sweepId, paths)
+    if (Option.isSome(summary)) yield* Console.log(`\n${summary.value.title}\n${formatTable(summary.value.table, { maxCellWidth: 60 })}`)
     yield* Console.log(`\nevery column: distillery query "SELECT * FROM trials WHERE sweep_id = '${sweepId}'"`)
+  })
+
+/** Prints the run or sweep `id` names (an id, a unique prefix, or `last`). */
+export const showTarget = (id: string) =>
+  Effect.gen(function* () {
+    const target = yield* ReadModel.resolveTarget(id)
+    yield* target.kind === "sweep" ? showSweep(target.id) : showRun(target.id)
   })
 
 export const show = Command.make(
@@ -133,9 +94,5 @@ export const show = Command.make(
     run: Args.text({ name: "id" }).pipe(Args.withDescription("a run or sweep id (or a unique prefix); `last` for the newest")),
     store: storeOption
   },
-  (o) =>
-    Effect.gen(function* () {
-      const target = yield* resolveTarget(o.run)
-      yield* target.kind === "sweep" ? showSweep(target.id) : showRun(target.id)
-    })
+  (o) => showTarget(o.run)
 ).pipe(Command.withDescription("Show one run (nodes, final metrics) or one sweep (trials, results per param combination)"))

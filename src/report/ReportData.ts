@@ -7,6 +7,7 @@
  */
 import { Either, Schema } from "effect"
 import { didYouMean } from "../domain/Suggest.js"
+import type { MetricValue, MistakeCell, StepValue, TrialRecord } from "../store/ReadModel.js"
 import { type Summary, summarize } from "./Stats.js"
 
 // ---------------------------------------------------------------------------------------------------
@@ -53,13 +54,7 @@ export interface AgreementBar {
 }
 
 /** One cell of a confusion map: examples of class `label` the model called `prediction` (wrongly). */
-export interface ConfusionCell {
-  readonly label: number
-  readonly prediction: number
-  readonly count: number
-  /** How many of these the teacher got right (null: no teacher evaluation on the same examples). */
-  readonly teacherRight: number | null
-}
+export type ConfusionCell = MistakeCell
 
 export interface ConfusionMap {
   readonly node: string
@@ -151,25 +146,10 @@ export interface NodeRow {
   readonly inputs: Readonly<Record<string, string>>
 }
 
-export interface MetricValue {
-  readonly runId: string
-  readonly nodeId: string
-  readonly name: string
-  readonly value: number | null
-}
+export type { MetricValue, StepValue } from "../store/ReadModel.js"
 
-export interface StepValue extends MetricValue {
-  readonly step: number
-}
-
-export interface Trial {
-  readonly trial: number
-  readonly runId: string | null
-  readonly seed: number | null
-  readonly status: string | null
-  /** Swept param path -> value (as JSON parsed). */
-  readonly params: Readonly<Record<string, unknown>>
-}
+/** A sweep's trial: its run, seed, status and swept param values. */
+export type Trial = TrialRecord
 
 /** What the report options ask for: the sweep chart's y metric, x param and grouping params. */
 export interface ReportOptions {

@@ -2,6 +2,7 @@
  * Summary statistics for reports: the mean of a metric across seeds (or trials) and its 95% confidence
  * interval from Student's t distribution. Pure functions over plain arrays.
  */
+import { tQuantile975 } from "../store/StudentT.js"
 
 /** A sample's mean with its 95% confidence interval; `lo`/`hi` are null when n < 2 (no spread to estimate). */
 export interface Summary {
@@ -13,26 +14,8 @@ export interface Summary {
   readonly hi: number | null
 }
 
-// t_{0.975, df} for df = 1..30, from the standard table.
-const T975: ReadonlyArray<number> = [
-  12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-  2.201, 2.179, 2.16, 2.145, 2.131, 2.12, 2.11, 2.101, 2.093, 2.086,
-  2.08, 2.074, 2.069, 2.064, 2.06, 2.056, 2.052, 2.048, 2.045, 2.042
-]
-
-const Z975 = 1.959963984540054
-
-/**
- * The two-sided 95% quantile of Student's t with `df` degrees of freedom: the table up to 30, then the
- * Cornish-Fisher expansion around the normal quantile (within 1e-4 of the exact value past 30).
- */
-export const tQuantile975 = (df: number): number => {
-  if (!(df >= 1)) return Number.NaN
-  const whole = Math.floor(df)
-  if (whole <= 30) return T975[whole - 1]!
-  const z = Z975
-  return z + (z ** 3 + z) / (4 * whole) + (5 * z ** 5 + 16 * z ** 3 + 3 * z) / (96 * whole ** 2)
-}
+/** The interval's t quantile: the same function as the store's `summary` view, so `show` and `report` agree. */
+export { tQuantile975 }
 
 /** The finite values of a list (NaN, ±Infinity and nulls are dropped: a failed trial is no observation). */
 export const finite = (values: ReadonlyArray<number | null | undefined>): Array<number> =>

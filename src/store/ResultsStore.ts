@@ -32,7 +32,7 @@ import {
 } from "@duckdb/node-api"
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import type { CacheKey, RunId } from "../domain/Ids.js"
-import type { ExampleRow, MetricRow } from "../nodes/NodeKind.js"
+import type { ExampleRow, MetricRow } from "../domain/Results.js"
 import type { MetricColumn, ParamColumn } from "./Views.js"
 import { metricColumnsSql, paramColumnsSql, summaryViewSql, SWEEP_DDL, trialResultsViewSql, trialsViewSql } from "./Views.js"
 

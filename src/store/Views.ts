@@ -11,10 +11,11 @@
  * - `trials`        one row per trial, each swept param and each `<node>.<metric>` as its own column
  * - `summary`       per sweep, param combination, node and metric: n, mean, stddev and the 95% CI
  *                   half-width over the seeds, and the same for the paired difference against the
- *                   baseline node of the same trial
+ *                   baseline node of the same trial (t quantiles from StudentT.ts, as the report's)
  * `trials` and `summary` name a column per param and metric found in the store, so they are
  * regenerated (CREATE OR REPLACE) whenever a sweep starts or ends, as the union over all sweeps.
  */
+import { EXACT_DF, exact975, SERIES_975 } from "./StudentT.js"
 
 export const SWEEP_DDL: ReadonlyArray<string> = [
   `CREATE TABLE IF NOT EXISTS sweeps (
@@ -137,24 +138,19 @@ export const trialsViewSql = (params: ReadonlyArray<ParamColumn>, metrics: Reado
   ORDER BY t.sweep_id, t.trial`
 }
 
-/** Student's t quantile t(0.975, df) for df = 1..30, 40, 60, 120; beyond, the normal 1.96. */
-export const T975: ReadonlyArray<readonly [number, number]> = [
-  [1, 12.706], [2, 4.303], [3, 3.182], [4, 2.776], [5, 2.571], [6, 2.447], [7, 2.365], [8, 2.306],
-  [9, 2.262], [10, 2.228], [11, 2.201], [12, 2.179], [13, 2.16], [14, 2.145], [15, 2.131], [16, 2.12],
-  [17, 2.11], [18, 2.101], [19, 2.093], [20, 2.086], [21, 2.08], [22, 2.074], [23, 2.069], [24, 2.064],
-  [25, 2.06], [26, 2.056], [27, 2.052], [28, 2.048], [29, 2.045], [30, 2.042], [40, 2.021], [60, 2.0],
-  [120, 1.98]
-]
+/** A DOUBLE literal that reads back as the same double (exponent form: DuckDB reads it as DOUBLE, not DECIMAL). */
+const doubleSql = (x: number): string => x.toExponential()
 
 /**
- * t(0.975, n - 1) as a SQL expression of `n`: exact for n - 1 <= 30, else the entry of the largest
- * tabulated df not above n - 1 (slightly conservative), 1.96 from df 1000 on; NULL for n < 2.
+ * t_{0.975}(n - 1) as a SQL expression of the count `n`, the same numbers as `tQuantile975`: its
+ * values for df 1..EXACT_DF as a list, then the same series in df; NULL for n < 2.
  */
-export const t975Sql = (n: string): string =>
-  `CASE WHEN ${n} < 2 THEN NULL WHEN ${n} - 1 >= 1000 THEN 1.96 ${[...T975]
-    .reverse()
-    .map(([df, t]) => `WHEN ${n} - 1 >= ${df} THEN ${t}`)
-    .join(" ")} END`
+export const t975Sql = (n: string): string => {
+  const df = `(${n} - 1)`
+  const series = SERIES_975.map((g, k) => (k === 0 ? doubleSql(g) : `${doubleSql(g)} / pow(${df}, ${k})`)).join(" + ")
+  return `CASE WHEN ${n} < 2 THEN NULL WHEN ${df} <= ${EXACT_DF} THEN [${exact975().map(doubleSql).join(", ")}][${df}] ` +
+    `ELSE ${series} END`
+}
 
 /**
  * The `summary` view. Per sweep, point (param combination), node and metric over the trial seeds:

@@ -5,10 +5,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit } from "effect"
-import { loadReport, resolveTarget } from "../../src/report/Load.js"
+import { loadReport } from "../../src/report/Load.js"
 import { tQuantile975 } from "../../src/report/Stats.js"
+import * as ReadModel from "../../src/store/ReadModel.js"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
-import { createSweepTables, DIVERGENCES, fakeAccuracy, recordFakeRun, recordFakeSweep, SEEDS, SWEEP_ID, TEMPERATURES } from "./fixtures.js"
+import { DIVERGENCES, fakeAccuracy, recordFakeRun, recordFakeSweep, SEEDS, SWEEP_ID, TEMPERATURES } from "./fixtures.js"
 
 const failureMessage = <A, E>(exit: Exit.Exit<A, E>): string => {
   assert.isTrue(Exit.isFailure(exit))
@@ -16,37 +17,22 @@ const failureMessage = <A, E>(exit: Exit.Exit<A, E>): string => {
   return ""
 }
 
-describe("resolveTarget", () => {
-  it.effect("an id or unique prefix names a run; unknown ids list recent runs", () =>
+describe("loadReport targets", () => {
+  it.effect("an id, a unique prefix or `last` names what the read model resolves; an unknown id lists recent ids", () =>
     Effect.gen(function*() {
       yield* recordFakeRun({ runId: "20260101-aaaa", studentKey: "a", accuracy: 0.9 })
       yield* recordFakeRun({ runId: "20260102-bbbb", studentKey: "b", accuracy: 0.9 })
-      assert.deepStrictEqual(yield* resolveTarget("20260101-aaaa"), { kind: "run", id: "20260101-aaaa" })
-      assert.deepStrictEqual(yield* resolveTarget("20260102"), { kind: "run", id: "20260102-bbbb" })
-      const ambiguous = yield* Effect.exit(resolveTarget("2026"))
-      assert.include(failureMessage(ambiguous), "'2026' matches 2 ids")
-      const missing = yield* Effect.exit(resolveTarget("nope"))
-      assert.include(failureMessage(missing), "no run or sweep 'nope'; recent runs: ")
-      assert.include(failureMessage(missing), "20260101-aaaa")
-    }).pipe(Effect.provide(ResultsStore.layerMemory)))
-
-  it.effect("with sweeps: sweep ids, run ids, prefixes and `last`", () =>
-    Effect.gen(function*() {
       yield* recordFakeSweep()
-      assert.deepStrictEqual(yield* resolveTarget(SWEEP_ID), { kind: "sweep", id: SWEEP_ID })
-      assert.deepStrictEqual(yield* resolveTarget(`${SWEEP_ID}-t3`), { kind: "run", id: `${SWEEP_ID}-t3` })
-      // The sweep started at 2026-01-01 10:00, its runs (recorded "now" by the test clock at 0) earlier.
-      assert.deepStrictEqual(yield* resolveTarget("last"), { kind: "sweep", id: SWEEP_ID })
-      const missing = yield* Effect.exit(resolveTarget("zzz"))
+      for (const id of ["20260101-aaaa", "20260102", SWEEP_ID, "sweep-20260101-abcd-t2", "last"]) {
+        const target = yield* ReadModel.resolveTarget(id)
+        const report = yield* loadReport(id)
+        assert.deepStrictEqual({ kind: report.kind, id: report.id }, target, id)
+      }
+      const ambiguous = yield* Effect.exit(loadReport("2026"))
+      assert.include(failureMessage(ambiguous), "'2026' matches 2 runs and sweeps: 20260102-bbbb, 20260101-aaaa")
+      const missing = yield* Effect.exit(loadReport("nope"))
+      assert.include(failureMessage(missing), "no run or sweep 'nope'; recent runs: 20260102-bbbb, 20260101-aaaa")
       assert.include(failureMessage(missing), `recent sweeps: ${SWEEP_ID}`)
-    }).pipe(Effect.provide(ResultsStore.layerMemory)))
-
-  it.effect("an empty sweeps table does not hide runs", () =>
-    Effect.gen(function*() {
-      yield* createSweepTables
-      yield* recordFakeRun({ runId: "r1", studentKey: "a", accuracy: 0.9 })
-      assert.deepStrictEqual(yield* resolveTarget("r1"), { kind: "run", id: "r1" })
-      assert.deepStrictEqual(yield* resolveTarget("last"), { kind: "run", id: "r1" })
     }).pipe(Effect.provide(ResultsStore.layerMemory)))
 })
 

@@ -137,7 +137,8 @@ describe("sweepSection", () => {
     // At T = 8, jsd: 0.8 + 0.08 + 0.05 + seed / 1000 for seeds 1..3.
     const at8 = jsd.points[1]!
     assert.approximately(at8.summary.mean, 0.932, 1e-12)
-    assert.approximately(at8.summary.hi! - at8.summary.mean, 4.303 * 0.001 / Math.sqrt(3), 1e-12)
+    // t_{0.975}(2) = 4.3027.
+    assert.approximately(at8.summary.hi! - at8.summary.mean, 4.302652729749464 * 0.001 / Math.sqrt(3), 1e-12)
     assert.strictEqual(at8.summary.n, 3)
     assert.strictEqual(section.trials.rows.length, 12)
     assert.deepStrictEqual(section.trials.columns, ["trial", "seed", "run", "status", "divergence", "temperature", "eval_student.accuracy"])

@@ -5,7 +5,7 @@
  */
 import { Effect } from "effect"
 import type { CacheKey, RunId } from "../../src/domain/Ids.js"
-import type { ExampleRow, MetricRow } from "../../src/nodes/NodeKind.js"
+import type { ExampleRow, MetricRow } from "../../src/domain/Results.js"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
 
 const key = (s: string) => s.padEnd(64, "0").slice(0, 64) as CacheKey
@@ -161,4 +161,37 @@ export const recordFakeSweep = (options: { readonly baseline?: string | null } =
         }
       }
     }
+  })
+
+/** A planned trial of `startFakeSweep`: the param value, its point, the seed; its run is `<sweepId>-t<trial>`. */
+export interface FakeTrial {
+  readonly value: number
+  readonly point: number
+  readonly seed: number
+  readonly trial: number
+  readonly runId: string
+}
+
+/**
+ * Starts a sweep through the ResultsStore API, as the sweep runner does (so the `trials` and `summary`
+ * views see it): `param` over `values`, `seeds` seeds (0, 1, ...) at each. Returns the trials, whose
+ * runs the caller records, then finishes the sweep and refreshes the views.
+ */
+export const startFakeSweep = (sweepId: string, param: string, values: ReadonlyArray<number>, seeds: number) =>
+  Effect.gen(function*() {
+    const store = yield* ResultsStore
+    const trials: ReadonlyArray<FakeTrial> = values.flatMap((value, point) =>
+      Array.from({ length: seeds }, (_, seed) => {
+        const trial = point * seeds + seed
+        return { value, point, seed, trial, runId: `${sweepId}-t${trial}` }
+      })
+    )
+    yield* store.startSweep({
+      sweepId,
+      pipeline: "fake-kd",
+      pipelinePath: "sweeps/fake.yaml",
+      params: [param],
+      trials: trials.map((t) => ({ trial: t.trial, point: t.point, runId: t.runId, seed: t.seed, params: [[param, t.value]] }))
+    })
+    return trials
   })

@@ -5,7 +5,7 @@ import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Fiber, Layer, Option, TestClock } from "effect"
 import type { CacheKey, RunId } from "../../src/domain/Ids.js"
-import type { ExampleRow } from "../../src/nodes/NodeKind.js"
+import type { ExampleRow } from "../../src/domain/Results.js"
 import { ResultsStore, type ResultsStoreError, type ResultsStoreLockedError } from "../../src/store/ResultsStore.js"
 
 const runId = (s: string) => s as RunId
