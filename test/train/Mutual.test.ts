@@ -1,6 +1,7 @@
 import { assert, beforeAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { initBackend } from "../../src/backend/Backend.js"
+import { loadNative } from "../../src/backend/Native.js"
 import { makeRng } from "../../src/domain/Random.js"
 import { decodeModelSpec } from "../../src/models/ModelSpec.js"
 import { networkFromWeights, predictLogits } from "../../src/models/Network.js"
@@ -113,6 +114,19 @@ describe("trainMutual", () => {
     const error = await run.then(() => undefined, (e: unknown) => e)
     assert.strictEqual(error, reason)
     assert.strictEqual(tf.memory().numTensors, before)
+  })
+
+  it("records the backend in use as the trainer does (native, not wasm, when the native kernels run)", async () => {
+    const backends = loadNative().ok ? (["wasm", "native"] as const) : (["wasm"] as const)
+    try {
+      for (const backend of backends) {
+        const used = await initBackend(backend)
+        const r = await trainMutual(options({ epochs: 1 }))
+        r.students.forEach((s) => assert.strictEqual(s.info.backend, used))
+      }
+    } finally {
+      await initBackend("cpu")
+    }
   })
 
   it("needs two students", async () => {
