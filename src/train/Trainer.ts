@@ -23,6 +23,7 @@ import type { ExtraLoss, LoopOptions, TeacherBatch, TeacherTargets, TrainOptions
 import { trainFusedMlp } from "./FusedMlp.js"
 import { makeBestWeights, makeEpochBook, runEpoch, runEpochs, throwIfAborted } from "./Loop.js"
 import type { ModelFamily } from "./ModelFamily.js"
+import type { Updater } from "./Optimizer.js"
 import { makeUpdater } from "./Optimizer.js"
 import { evaluate } from "./Score.js"
 
@@ -123,7 +124,7 @@ export const fit = async <Spec, Data, X extends tf.Tensor, L extends tf.Tensor, 
   }
   const model = family.build(o.spec, o.seed, o.initial?.weights)
   const best = makeBestWeights(model.variables)
-  let updater: ReturnType<typeof makeUpdater> | undefined
+  let updater: Updater | undefined
   try {
     const variables = model.variables
     const extra = o.extra
