@@ -103,6 +103,7 @@ const exitCodeOf = (tag: string): number => {
     case "BackendError":
     case "ReportOptionError":
     case "UnknownNodeError":
+    case "FolderNotEmptyError":
       return 2
     case "RunFailedError":
     case "SweepFailedError":

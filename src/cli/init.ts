@@ -5,7 +5,7 @@
  * TypeScript with the SDK (same cache keys), and a README. It writes only into a new or empty folder.
  */
 import { Args, Command } from "@effect/cli"
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Console, Effect, Schema } from "effect"
 import { existsSync, readFileSync } from "node:fs"
 import { basename, dirname, isAbsolute, join, relative, resolve, sep } from "node:path"

@@ -4,7 +4,7 @@
  * at the repository root, pipeline.schema.json, is this verb's output for the built-in kinds.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { FileSystem } from "@effect/platform"
+import * as FileSystem from "@effect/platform/FileSystem"
 import { Console, Effect, Option, Schema } from "effect"
 import { dirname } from "node:path"
 import { builtinRegistry } from "../nodes/builtins.js"

@@ -11,8 +11,7 @@ import { builtinRegistry } from "../nodes/builtins.js"
 import { loadSweepFile } from "../pipeline/Yaml.js"
 import { formatNumber, formatTable } from "../store/Format.js"
 import type { QueryResult } from "../store/ResultsStore.js"
-import { ResultsStore } from "../store/ResultsStore.js"
-import { sqlIdent } from "../store/Views.js"
+import * as ReadModel from "../store/ReadModel.js"
 import { backendOption, defaultWorkers, storeOption } from "./shared.js"
 
 /** Some trials failed; the others finished and are cached. */
@@ -38,35 +37,24 @@ export interface SweepTable {
 
 export const sweepTable = (sweepId: string, paths: ReadonlyArray<string>) =>
   Effect.gen(function* () {
-    const store = yield* ResultsStore
-    const metrics = yield* store.query(
-      "SELECT DISTINCT metric FROM summary WHERE sweep_id = $1 ORDER BY metric",
-      [sweepId]
-    )
-    const names = metrics.rows.map((r) => String(r[0]))
+    const all = yield* ReadModel.summary(sweepId)
+    const names = [...new Set(all.map((r) => r.metric))].sort()
     if (names.length === 0) return Option.none<SweepTable>()
     const metric = names.includes("accuracy") ? "accuracy" : names[0]!
-    const rows = yield* store.query(
-      `SELECT point${paths.map((p) => `, ${sqlIdent(p)}`).join("")}, node_id, n, mean, ci95, baseline, diff_mean, diff_ci95
-       FROM summary WHERE sweep_id = $1 AND metric = $2 ORDER BY point, node_id`,
-      [sweepId, metric]
-    )
-    // Only nodes that recorded the metric in every point become columns, evaluate-like nodes first.
-    const nodes = [...new Set(rows.rows.map((r) => String(r[paths.length + 1])))]
+    const rows = all.filter((r) => r.metric === metric)
+    const nodes = [...new Set(rows.map((r) => r.nodeId))]
     const points = new Map<number, Array<unknown>>()
     const cells = new Map<string, string>()
     const ci = (mean: unknown, half: unknown) =>
       typeof mean !== "number" ? "-" : `${formatNumber(mean)}${typeof half === "number" ? ` ± ${formatNumber(half)}` : ""}`
     let baseline: string | undefined
     const counts = new Set<number>()
-    for (const r of rows.rows) {
-      const point = Number(r[0])
-      if (!points.has(point)) points.set(point, r.slice(1, 1 + paths.length))
-      const node = String(r[paths.length + 1])
-      const [n, mean, half, base, diffMean, diffHalf] = r.slice(paths.length + 2)
-      if (typeof base === "string") baseline = base
-      counts.add(Number(n))
-      cells.set(`${point}\u0000${node}`, `${ci(mean, half)}${typeof diffMean === "number" ? ` (${diffMean >= 0 ? "+" : ""}${ci(diffMean, diffHalf)})` : ""}`)
+    for (const r of rows) {
+      if (!points.has(r.point)) points.set(r.point, paths.map((p) => r.params[p] ?? null))
+      if (r.baseline !== null) baseline = r.baseline
+      counts.add(r.n)
+      const diff = r.diffMean
+      cells.set(`${r.point}\u0000${r.nodeId}`, `${ci(r.mean, r.ci95)}${diff !== null ? ` (${diff >= 0 ? "+" : ""}${ci(diff, r.diffCi95)})` : ""}`)
     }
     const short = (p: string) => p.split(".").slice(-1)[0]!
     const result: QueryResult = {

@@ -15,6 +15,7 @@ import { Clock, Context, Effect, Either, Layer, Random } from "effect"
 import type { Progress } from "../nodes/NodeKind.js"
 import type { Sweep, SweepTrial } from "../pipeline/SweepGrammar.js"
 import { describePoint } from "../pipeline/SweepGrammar.js"
+import * as ReadModel from "../store/ReadModel.js"
 import { ResultsStore } from "../store/ResultsStore.js"
 import type { RunResult } from "./Executor.js"
 import { Executor } from "./Executor.js"
@@ -212,10 +213,8 @@ export const runSweep = (
         const counted = Either.isRight(result)
           ? new Map<string, number>()
           : new Map(
-              (yield* results
-                .query("SELECT status, count(*) FROM nodes WHERE run_id = $1 GROUP BY status", [runId])
-                .pipe(Effect.orElseSucceed(() => ({ rows: [] as ReadonlyArray<ReadonlyArray<unknown>> })))).rows.map(
-                (r) => [String(r[0]), Number(r[1])] as const
+              Object.entries(
+                yield* ReadModel.nodeStatusCounts(runId).pipe(Effect.provideService(ResultsStore, results), Effect.orElseSucceed(() => ({})))
               )
             )
         const outcome: TrialOutcome = Either.isRight(result)

@@ -1,0 +1,594 @@
+/**
+ * The results store's DuckDB implementation: the schema (DDL and migrations), conversions between
+ * DuckDB values and plain JSON-friendly values, and `make`, which opens the database and builds the
+ * ResultsStore service. Imported by ResultsStore.ts's layers only when a store is opened.
+ */
+import * as fs from "node:fs"
+import * as path from "node:path"
+import {
+  type DuckDBConnection,
+  DuckDBInstance,
+  type DuckDBResultReader,
+  DuckDBTypeId,
+  type DuckDBValue,
+  type DuckDBValueConverter,
+  type JS,
+  JSDuckDBValueConverter,
+  timestampValue
+} from "@duckdb/node-api"
+import { Clock, Effect, Option } from "effect"
+import type { CacheKey, RunId } from "../domain/Ids.js"
+import type { ExampleRow, MetricRow } from "../domain/Results.js"
+import type { MetricColumn, ParamColumn } from "./Views.js"
+import { metricColumnsSql, paramColumnsSql, summaryViewSql, SWEEP_DDL, trialResultsViewSql, trialsViewSql } from "./Views.js"
+
+import type { NodeRecord, NodeStatus, QueryParams, QueryResult, RecordNode, ResultsStoreService, RunStatus, StartRun, StartSweep, SweepStatus } from "./ResultsStore.js"
+import { QueryError, ResultsStoreError, ResultsStoreLockedError } from "./ResultsStore.js"
+
+export const SCHEMA_VERSION = 1
+
+const DDL: ReadonlyArray<string> = [
+  `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`,
+  `CREATE TABLE IF NOT EXISTS runs (
+    run_id VARCHAR PRIMARY KEY,
+    pipeline VARCHAR NOT NULL,
+    pipeline_path VARCHAR NOT NULL,
+    sweep_id VARCHAR,
+    trial INTEGER,
+    started_at TIMESTAMP NOT NULL,
+    ended_at TIMESTAMP,
+    status VARCHAR NOT NULL,
+    backend VARCHAR NOT NULL,
+    error VARCHAR
+  )`,
+  `CREATE TABLE IF NOT EXISTS nodes (
+    run_id VARCHAR NOT NULL,
+    node_id VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL,
+    kind_version INTEGER NOT NULL,
+    cache_key VARCHAR NOT NULL,
+    params JSON,
+    inputs JSON,
+    status VARCHAR NOT NULL,
+    duration_ms DOUBLE,
+    info JSON,
+    started_at TIMESTAMP
+  )`,
+  `CREATE TABLE IF NOT EXISTS metrics (
+    run_id VARCHAR NOT NULL,
+    node_id VARCHAR NOT NULL,
+    cache_key VARCHAR NOT NULL,
+    name VARCHAR NOT NULL,
+    step INTEGER,
+    value DOUBLE
+  )`,
+  `CREATE TABLE IF NOT EXISTS examples (
+    run_id VARCHAR NOT NULL,
+    node_id VARCHAR NOT NULL,
+    cache_key VARCHAR NOT NULL,
+    split VARCHAR NOT NULL,
+    example_id INTEGER NOT NULL,
+    label INTEGER NOT NULL,
+    subject VARCHAR,
+    prediction INTEGER,
+    confidence DOUBLE,
+    entropy DOUBLE,
+    loss DOUBLE,
+    decision VARCHAR,
+    reason VARCHAR
+  )`
+]
+
+// ---------------------------------------------------------------------------------------------------
+// Value conversion
+
+const describeError = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+export const MEMORY = ":memory:"
+
+/** JSON text of a value for a JSON column; bigints as strings, typed arrays summarised. */
+const toJsonText = (value: unknown): string =>
+  JSON.stringify(value ?? null, (_key, v) => {
+    if (typeof v === "bigint") return v.toString()
+    if (ArrayBuffer.isView(v)) return { typedArray: v.constructor.name, length: (v as { length?: number }).length }
+    return v
+  }) ?? "null"
+
+const timestamp = (epochMillis: number) => timestampValue(BigInt(Math.round(epochMillis)) * 1000n)
+
+/** A query parameter as a DuckDB value: Dates become timestamps, objects JSON text. */
+const toDuckValue = (v: unknown): DuckDBValue => {
+  if (v === null || v === undefined) return null
+  switch (typeof v) {
+    case "string":
+    case "number":
+    case "boolean":
+    case "bigint":
+      return v
+  }
+  if (v instanceof Date) return timestamp(v.getTime())
+  return toJsonText(v)
+}
+
+const plainBigInt = (v: bigint): number | string =>
+  v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v.toString()
+
+const parseJson = (text: string): unknown => {
+  try {
+    return JSON.parse(text)
+  } catch {
+    return text
+  }
+}
+
+/** Converts via `convert`, or falls back to DuckDB's spelling (e.g. `infinity` timestamps have no Date). */
+const orText = (value: DuckDBValue, convert: () => unknown): unknown => {
+  try {
+    return convert()
+  } catch {
+    return String(value)
+  }
+}
+
+/**
+ * DuckDB values as plain, JSON-friendly JS, recursively (lists, structs, maps): 64-bit and wider
+ * integers as numbers when safe, decimal strings otherwise; timestamps ISO-8601 UTC; DATEs
+ * `YYYY-MM-DD`; TIME and INTERVAL as DuckDB spells them; the rest as `getRowsJS` gives. JSON columns
+ * are parsed by `readResult`: chunks do not carry the JSON alias, so nested JSON stays text.
+ */
+const plainConverter: DuckDBValueConverter<unknown> = (value, type, converter) => {
+  if (value === null) return null
+  switch (type.typeId) {
+    case DuckDBTypeId.BIGINT:
+    case DuckDBTypeId.UBIGINT:
+    case DuckDBTypeId.HUGEINT:
+    case DuckDBTypeId.UHUGEINT:
+    case DuckDBTypeId.BIGNUM: {
+      const big = JSDuckDBValueConverter(value, type, JSDuckDBValueConverter)
+      return typeof big === "bigint" ? plainBigInt(big) : big
+    }
+    case DuckDBTypeId.DATE:
+      return orText(value, () => (JSDuckDBValueConverter(value, type, JSDuckDBValueConverter) as Date).toISOString().slice(0, 10))
+    case DuckDBTypeId.TIMESTAMP:
+    case DuckDBTypeId.TIMESTAMP_S:
+    case DuckDBTypeId.TIMESTAMP_MS:
+    case DuckDBTypeId.TIMESTAMP_NS:
+    case DuckDBTypeId.TIMESTAMP_TZ:
+      return orText(value, () => (JSDuckDBValueConverter(value, type, JSDuckDBValueConverter) as Date).toISOString())
+    case DuckDBTypeId.TIME:
+    case DuckDBTypeId.TIME_TZ:
+    case DuckDBTypeId.TIME_NS:
+    case DuckDBTypeId.INTERVAL:
+      return String(value)
+  }
+  return JSDuckDBValueConverter(value, type, converter as DuckDBValueConverter<JS>)
+}
+
+const readResult = (reader: DuckDBResultReader): QueryResult => {
+  const types = reader.columnTypes()
+  // Chunks carry no type aliases, so JSON columns are recognised here, on the result's own types.
+  const jsonColumns = types.flatMap((t, c) => (t.alias === "JSON" ? [c] : []))
+  const rows = reader.convertRows(plainConverter)
+  if (jsonColumns.length > 0) {
+    for (const row of rows) {
+      for (const c of jsonColumns) if (typeof row[c] === "string") row[c] = parseJson(row[c] as string)
+    }
+  }
+  return { columns: reader.columnNames(), types: types.map((t) => t.alias ?? t.toString()), rows }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Opening
+
+/** Files open in this process: DuckDB's file lock is per process, so it would not stop a second open here. */
+const openInProcess = new Set<string>()
+
+
+const openError = (file: string, readOnly: boolean, cause: unknown): ResultsStoreError | ResultsStoreLockedError => {
+  const text = describeError(cause)
+  const name = path.basename(file)
+  if (/Could not set lock on file/.test(text)) {
+    const pidText = /\(PID (\d+)\)/.exec(text)?.[1]
+    const pid = pidText === undefined ? undefined : Number(pidText)
+    return new ResultsStoreLockedError({
+      path: file,
+      pid,
+      message: `${name} is in use by another distillery process${pid === undefined ? "" : ` (pid ${pid})`}; ` +
+        `wait for it to finish, then try again (${file})`,
+      cause
+    })
+  }
+  if (readOnly && !fs.existsSync(file)) {
+    return new ResultsStoreError({
+      path: file,
+      message: `no results store at ${file}: run a pipeline first, or pass the right --results path`,
+      cause
+    })
+  }
+  return new ResultsStoreError({ path: file, message: `could not open results store ${file}: ${text}`, cause })
+}
+
+interface Options {
+  readonly path: string
+  readonly readOnly: boolean
+}
+
+export const make = (options: Options) =>
+  Effect.gen(function*() {
+    const isMemory = options.path === MEMORY
+    const file = isMemory ? MEMORY : path.resolve(options.path)
+    const readOnly = options.readOnly && !isMemory
+
+    if (!isMemory) {
+      yield* Effect.acquireRelease(
+        Effect.suspend(() => {
+          if (openInProcess.has(file)) {
+            return Effect.fail(
+              new ResultsStoreLockedError({
+                path: file,
+                pid: process.pid,
+                message: `${path.basename(file)} is already open in this process; share one ResultsStore layer`
+              })
+            )
+          }
+          openInProcess.add(file)
+          return Effect.void
+        }),
+        () => Effect.sync(() => openInProcess.delete(file))
+      )
+      if (!readOnly) {
+        yield* Effect.try({
+          try: () => fs.mkdirSync(path.dirname(file), { recursive: true }),
+          catch: (cause) =>
+            new ResultsStoreError({ path: file, message: `could not create the directory of ${file}`, cause })
+        })
+      }
+    }
+
+    const instance = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => DuckDBInstance.create(file, readOnly ? { access_mode: "READ_ONLY" } : undefined),
+        catch: (cause) => openError(file, readOnly, cause)
+      }),
+      (db) => Effect.sync(() => db.closeSync())
+    )
+    const connection = yield* Effect.acquireRelease(
+      Effect.tryPromise({
+        try: () => instance.connect(),
+        catch: (cause) => openError(file, readOnly, cause)
+      }),
+      (c) => Effect.sync(() => c.closeSync())
+    )
+
+    const semaphore = yield* Effect.makeSemaphore(1)
+
+    /** Runs foreign code on the connection, alone, mapping a throw to a `ResultsStoreError`. */
+    /**
+     * Runs foreign code on the connection, alone. Interrupting it asks DuckDB to stop and waits for the
+     * statement to settle, so the next statement never overlaps one still running.
+     */
+    const exclusive = <A, E>(run: (c: DuckDBConnection) => Promise<A>, onError: (cause: unknown) => E) =>
+      semaphore.withPermits(1)(
+        Effect.async<A, E>((resume) => {
+          const pending = Promise.resolve().then(() => run(connection))
+          pending.then((a) => resume(Effect.succeed(a)), (cause) => resume(Effect.fail(onError(cause))))
+          return Effect.sync(() => connection.interrupt()).pipe(
+            Effect.zipRight(Effect.promise(() => pending.then(() => undefined, () => undefined)))
+          )
+        })
+      )
+
+    /** `exclusive`, mapping a throw to a `ResultsStoreError` that says what was being done. */
+    const use = <A>(doing: string, run: (c: DuckDBConnection) => Promise<A>) =>
+      exclusive(run, (cause) =>
+        new ResultsStoreError({ path: file, message: `could not ${doing} in ${file}: ${describeError(cause)}`, cause }))
+
+    /** Reads the columns the dynamic views need, then (re)creates every view. */
+    const refreshViewsWith = async (c: DuckDBConnection) => {
+      const params = (await c.runAndReadAll(paramColumnsSql)).getRowsJS().map(
+        ([param, type]) => ({ param: String(param), type: String(type) }) as ParamColumn
+      )
+      const metrics = (await c.runAndReadAll(metricColumnsSql)).getRowsJS().map(
+        ([node, metric]): MetricColumn => ({ node: String(node), metric: String(metric) })
+      )
+      await c.run(trialResultsViewSql)
+      await c.run(trialsViewSql(params, metrics))
+      await c.run(summaryViewSql(params))
+    }
+
+    // Migrate (or, read-only, check) the layout.
+    if (!readOnly) {
+      yield* use("create the tables", async (c) => {
+        for (const ddl of DDL) await c.run(ddl)
+        for (const ddl of SWEEP_DDL) await c.run(ddl)
+        await refreshViewsWith(c)
+      })
+    }
+    const version = yield* use("read the schema version", async (c) => {
+      const tables = await c.runAndReadAll(
+        `SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'`
+      )
+      if (Number(tables.getRowsJS()[0]![0]) === 0) return undefined
+      const reader = await c.runAndReadAll(`SELECT max(version) FROM schema_version`)
+      const v = reader.getRowsJS()[0]![0]
+      return v === null ? undefined : Number(v)
+    })
+    if (version === undefined && !readOnly) {
+      yield* use("write the schema version", (c) =>
+        c.run(`INSERT INTO schema_version VALUES ($1)`, [SCHEMA_VERSION]).then(() => undefined))
+    } else if (version !== undefined && version > SCHEMA_VERSION) {
+      return yield* new ResultsStoreError({
+        path: file,
+        message: `${file} has results-store layout ${version}, newer than this distillery's ${SCHEMA_VERSION}: ` +
+          "upgrade distillery to read it"
+      })
+    }
+
+    const startRun = Effect.fn("ResultsStore.startRun")(function*(run: StartRun) {
+      const now = yield* Clock.currentTimeMillis
+      yield* use(`start run ${run.runId}`, (c) =>
+        c.run(
+          `INSERT INTO runs (run_id, pipeline, pipeline_path, sweep_id, trial, started_at, ended_at, status, backend, error)
+           VALUES ($1, $2, $3, $4, $5, $6, NULL, 'running', $7, NULL)`,
+          [
+            run.runId,
+            run.pipeline,
+            run.pipelinePath,
+            run.sweepId ?? null,
+            run.trial ?? null,
+            timestamp(now),
+            run.backend
+          ]
+        ))
+    })
+
+    const finishRun = Effect.fn("ResultsStore.finishRun")(function*(
+      runId: RunId,
+      status: Exclude<RunStatus, "running">,
+      error?: string
+    ) {
+      const now = yield* Clock.currentTimeMillis
+      const changed = yield* use(`finish run ${runId}`, (c) =>
+        c.run(`UPDATE runs SET ended_at = $1, status = $2, error = $3 WHERE run_id = $4`, [
+          timestamp(now),
+          status,
+          error ?? null,
+          runId
+        ]).then((r) => r.rowsChanged))
+      if (changed === 0) {
+        return yield* new ResultsStoreError({
+          path: file,
+          message: `cannot finish run ${runId}: no such run was started in ${file}`
+        })
+      }
+    })
+
+    const recordNode = Effect.fn("ResultsStore.recordNode")(function*(node: RecordNode) {
+      const now = yield* Clock.currentTimeMillis
+      const startedAt = node.startedAt ?? now - node.durationMs
+      yield* use(`record node ${node.nodeId} of run ${node.runId}`, (c) =>
+        c.run(
+          `INSERT INTO nodes (run_id, node_id, kind, kind_version, cache_key, params, inputs, status, duration_ms, info, started_at, seed)
+           VALUES ($1, $2, $3, $4, $5, $6::JSON, $7::JSON, $8, $9, $10::JSON, $11, $12)`,
+          [
+            node.runId,
+            node.nodeId,
+            node.kind,
+            node.kindVersion,
+            node.cacheKey,
+            toJsonText(node.params),
+            toJsonText(node.inputs),
+            node.status,
+            node.durationMs,
+            toJsonText(node.info ?? {}),
+            timestamp(startedAt),
+            node.seed ?? null
+          ]
+        ))
+    })
+
+    const recordMetrics = Effect.fn("ResultsStore.recordMetrics")(function*(
+      runId: RunId,
+      nodeId: string,
+      cacheKey: CacheKey,
+      rows: ReadonlyArray<MetricRow>
+    ) {
+      if (rows.length === 0) return
+      yield* use(`record ${rows.length} metrics of node ${nodeId}`, async (c) => {
+        const appender = await c.createAppender("metrics")
+        try {
+          for (const row of rows) {
+            appender.appendVarchar(runId)
+            appender.appendVarchar(nodeId)
+            appender.appendVarchar(cacheKey)
+            appender.appendVarchar(row.name)
+            if (row.step === undefined || row.step === null) appender.appendNull()
+            else appender.appendInteger(checkInt("step", row.step))
+            appender.appendDouble(row.value)
+            appender.endRow()
+          }
+          appender.flushSync()
+        } catch (e) {
+          appender.clear()
+          throw e
+        } finally {
+          appender.closeSync()
+        }
+      })
+    })
+
+    const recordExamples = Effect.fn("ResultsStore.recordExamples")(function*(
+      runId: RunId,
+      nodeId: string,
+      cacheKey: CacheKey,
+      rows: ReadonlyArray<ExampleRow>
+    ) {
+      if (rows.length === 0) return
+      yield* use(`record ${rows.length} example rows of node ${nodeId}`, async (c) => {
+        const appender = await c.createAppender("examples")
+        const optionalInt = (name: string, v: number | undefined) =>
+          v === undefined || v === null ? appender.appendNull() : appender.appendInteger(checkInt(name, v))
+        const optionalDouble = (v: number | undefined) =>
+          v === undefined || v === null ? appender.appendNull() : appender.appendDouble(v)
+        const optionalText = (v: string | undefined) =>
+          v === undefined || v === null ? appender.appendNull() : appender.appendVarchar(v)
+        try {
+          for (const row of rows) {
+            appender.appendVarchar(runId)
+            appender.appendVarchar(nodeId)
+            appender.appendVarchar(cacheKey)
+            appender.appendVarchar(row.split)
+            appender.appendInteger(checkInt("exampleId", row.exampleId))
+            appender.appendInteger(checkInt("label", row.label))
+            optionalText(row.subject)
+            optionalInt("prediction", row.prediction)
+            optionalDouble(row.confidence)
+            optionalDouble(row.entropy)
+            optionalDouble(row.loss)
+            optionalText(row.decision)
+            optionalText(row.reason)
+            appender.endRow()
+          }
+          appender.flushSync()
+        } catch (e) {
+          appender.clear()
+          throw e
+        } finally {
+          appender.closeSync()
+        }
+      })
+    })
+
+    const query = Effect.fn("ResultsStore.query")(function*(sql: string, params?: QueryParams) {
+      const values = params === undefined
+        ? undefined
+        : Array.isArray(params)
+        ? params.map(toDuckValue)
+        : Object.fromEntries(Object.entries(params).map(([k, v]) => [k, toDuckValue(v)]))
+      return yield* exclusive(
+        (c) => c.runAndReadAll(sql, values as Array<DuckDBValue> | Record<string, DuckDBValue>),
+        (cause) => new QueryError({ sql, message: describeError(cause), cause })
+      ).pipe(
+        Effect.flatMap((reader) =>
+          Effect.try({
+            try: () => readResult(reader),
+            catch: (cause) =>
+              new QueryError({ sql, message: `could not convert the result: ${describeError(cause)}`, cause })
+          })
+        )
+      )
+    })
+
+    const lastNodeRecord = Effect.fn("ResultsStore.lastNodeRecord")(function*(nodeId: string, pipeline: string) {
+      const result = yield* query(
+        `SELECT n.run_id, n.node_id, n.kind, n.kind_version, n.cache_key, n.params, n.inputs, n.status,
+                n.duration_ms, n.info, n.started_at, n.seed
+         FROM nodes n JOIN runs r ON r.run_id = n.run_id
+         WHERE n.node_id = $1 AND r.pipeline = $2
+         ORDER BY n.started_at DESC, r.started_at DESC, n.rowid DESC
+         LIMIT 1`,
+        [nodeId, pipeline]
+      ).pipe(
+        Effect.mapError((e) => new ResultsStoreError({ path: file, message: e.message, cause: e }))
+      )
+      const row = result.rows[0]
+      if (row === undefined) return Option.none<NodeRecord>()
+      const [runId, node, kind, kindVersion, cacheKey, params, inputs, status, durationMs, info, startedAt, seed] = row
+      return Option.some<NodeRecord>({
+        runId: runId as RunId,
+        nodeId: node as string,
+        kind: kind as string,
+        kindVersion: kindVersion as number,
+        cacheKey: cacheKey as CacheKey,
+        params,
+        inputs,
+        status: status as NodeStatus,
+        durationMs: durationMs as number,
+        info,
+        startedAt: startedAt as string,
+        ...(typeof seed === "number" ? { seed } : {})
+      })
+    })
+
+    /** The rows of a sweep: its `sweeps` row, one `sweep_trials` row per trial, one `trial_params` row per param. */
+    const insertSweep = async (c: DuckDBConnection, sweep: StartSweep, now: number) => {
+      await c.run(
+        `INSERT INTO sweeps (sweep_id, pipeline, pipeline_path, started_at, ended_at, status, trials, params, baseline)
+         VALUES ($1, $2, $3, $4, NULL, 'running', $5, $6::JSON, $7)`,
+        [
+          sweep.sweepId,
+          sweep.pipeline,
+          sweep.pipelinePath,
+          timestamp(now),
+          sweep.trials.length,
+          toJsonText(sweep.params),
+          sweep.baseline ?? null
+        ]
+      )
+      for (const t of sweep.trials) {
+        await c.run(
+          `INSERT INTO sweep_trials (sweep_id, trial, point, run_id, seed, params) VALUES ($1, $2, $3, $4, $5, $6::JSON)`,
+          [sweep.sweepId, t.trial, t.point, t.runId, t.seed, toJsonText(Object.fromEntries(t.params))]
+        )
+        for (const [param, value] of t.params) {
+          await c.run(
+            `INSERT INTO trial_params (sweep_id, trial, run_id, seed, param, value) VALUES ($1, $2, $3, $4, $5, $6::JSON)`,
+            [sweep.sweepId, t.trial, t.runId, t.seed, param, toJsonText(value)]
+          )
+        }
+      }
+    }
+
+    const startSweep = Effect.fn("ResultsStore.startSweep")(function*(sweep: StartSweep) {
+      const now = yield* Clock.currentTimeMillis
+      yield* use(`start sweep ${sweep.sweepId}`, async (c) => {
+        // One transaction: a sweep is recorded with all its trials or not at all.
+        await c.run("BEGIN TRANSACTION")
+        try {
+          await insertSweep(c, sweep, now)
+          await c.run("COMMIT")
+        } catch (e) {
+          await c.run("ROLLBACK").catch(() => undefined)
+          throw e
+        }
+      })
+    })
+
+    const finishSweep = Effect.fn("ResultsStore.finishSweep")(function*(
+      sweepId: string,
+      status: Exclude<SweepStatus, "running">
+    ) {
+      const now = yield* Clock.currentTimeMillis
+      yield* use(`finish sweep ${sweepId}`, (c) =>
+        c.run(`UPDATE sweeps SET ended_at = $1, status = $2 WHERE sweep_id = $3`, [timestamp(now), status, sweepId]))
+    })
+
+    const refreshViews = Effect.fn("ResultsStore.refreshViews")(function*() {
+      if (readOnly) return
+      yield* use("regenerate the sweep views", refreshViewsWith)
+    })
+
+    const service: ResultsStoreService = {
+      path: file,
+      readOnly,
+      startRun,
+      finishRun,
+      recordNode,
+      recordMetrics,
+      recordExamples,
+      query,
+      lastNodeRecord,
+      startSweep,
+      finishSweep,
+      refreshViews
+    }
+    return service
+  })
+
+const checkInt = (name: string, v: number): number => {
+  if (!Number.isInteger(v) || v < -2_147_483_648 || v > 2_147_483_647) {
+    throw new Error(`${name} must be a 32-bit integer, got ${v}`)
+  }
+  return v
+}
+
