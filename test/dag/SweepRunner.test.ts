@@ -12,6 +12,7 @@ import type { Sweep } from "../../src/pipeline/SweepGrammar.js"
 import { resolveSweep } from "../../src/pipeline/SweepGrammar.js"
 import { parseYaml } from "../../src/pipeline/Yaml.js"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
+import { tQuantile975 } from "../../src/store/StudentT.js"
 import { executions, testRegistry } from "../fixtures/kinds.js"
 
 const metrics = (subject: string, value: number): Metrics => ({ _tag: "Metrics", subject, values: { value } })
@@ -186,12 +187,12 @@ sweep:
       const round = (v: unknown) => (typeof v === "number" ? Math.round(v * 1e6) / 1e6 : v)
       assert.deepStrictEqual(summary.rows.map((r) => r.map(round)), [
         // score - ref is the swept value in every trial: a paired difference with no spread.
-        [0, 1, "ref", 2, 2, round(Math.SQRT2), round(12.706), "ref", null, null, null, null],
-        [0, 1, "score", 2, 3, round(Math.SQRT2), round(12.706), "ref", 2, 1, 0, 0],
-        [0, 1, "sum", 2, 3, round(Math.SQRT2), round(12.706), "ref", null, null, null, null],
-        [1, 2, "ref", 2, 2, round(Math.SQRT2), round(12.706), "ref", null, null, null, null],
-        [1, 2, "score", 2, 4, round(Math.SQRT2), round(12.706), "ref", 2, 2, 0, 0],
-        [1, 2, "sum", 2, 4, round(Math.SQRT2), round(12.706), "ref", null, null, null, null]
+        [0, 1, "ref", 2, 2, round(Math.SQRT2), round(tQuantile975(1)), "ref", null, null, null, null],
+        [0, 1, "score", 2, 3, round(Math.SQRT2), round(tQuantile975(1)), "ref", 2, 1, 0, 0],
+        [0, 1, "sum", 2, 3, round(Math.SQRT2), round(tQuantile975(1)), "ref", null, null, null, null],
+        [1, 2, "ref", 2, 2, round(Math.SQRT2), round(tQuantile975(1)), "ref", null, null, null, null],
+        [1, 2, "score", 2, 4, round(Math.SQRT2), round(tQuantile975(1)), "ref", 2, 2, 0, 0],
+        [1, 2, "sum", 2, 4, round(Math.SQRT2), round(tQuantile975(1)), "ref", null, null, null, null]
       ])
 
       // Another sweep with other params: the views' columns become the union.
