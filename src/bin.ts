@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 /**
  * The composition root: the `distillery` CLI, the layers each verb needs, and the Node runtime.
+ * What only computing verbs need (the executor, the worker pool, and through them the node kinds) is
+ * imported when such a verb starts, so that `--help` and the reading verbs start at once.
  * Expected failures print their message (file:line, node, valid choices) and exit with a distinct code;
  * only bugs print a stack trace.
  */
@@ -25,18 +27,18 @@ import { resultsFile } from "./cli/shared.js"
 import { show } from "./cli/show.js"
 import { sweep } from "./cli/sweep.js"
 import { validate } from "./cli/validate.js"
-import { Executor } from "./dag/Executor.js"
-import { Reporter } from "./dag/Reporter.js"
-import { SweepReporter } from "./dag/SweepRunner.js"
-import { WorkerPool } from "./dag/WorkerPool.js"
 import { ResultsStore } from "./store/ResultsStore.js"
+
+const loadCompute = Effect.promise(() =>
+  Promise.all([import("./dag/Executor.js"), import("./dag/WorkerPool.js"), import("./dag/Reporter.js"), import("./dag/SweepRunner.js")])
+)
 
 /**
  * Everything a verb that computes needs: backend, artifact store, results store, progress, executor,
  * and a pool of `workers` threads for heavy nodes (0: inline).
  */
 const computeLayer = (store: string, backend: BackendName, workers: number) =>
-  Executor.layer.pipe(
+  Layer.unwrapEffect(Effect.map(loadCompute, ([{ Executor }, { WorkerPool }, { Reporter }]) => Executor.layer.pipe(
     Layer.provideMerge(workers > 0 ? WorkerPool.layer(workers) : WorkerPool.layerInline),
     Layer.provideMerge(
       Layer.mergeAll(
@@ -46,14 +48,14 @@ const computeLayer = (store: string, backend: BackendName, workers: number) =>
         Reporter.layerConsole
       )
     )
-  )
+  )))
 
 /**
  * `sweep`: the compute layers with the sweep's progress view (node progress feeds its status line)
  * and a pool of `workers` threads for heavy nodes (0: inline).
  */
 const sweepLayer = (store: string, backend: BackendName, workers: number) =>
-  Executor.layer.pipe(
+  Layer.unwrapEffect(Effect.map(loadCompute, ([{ Executor }, { WorkerPool }, { Reporter }, { SweepReporter }]) => Executor.layer.pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         workers > 0 ? WorkerPool.layer(workers) : WorkerPool.layerInline,
@@ -68,7 +70,7 @@ const sweepLayer = (store: string, backend: BackendName, workers: number) =>
         SweepReporter.layerConsole
       )
     )
-  )
+  )))
 
 /** Query-only verbs open the results store read-only, so they work while a run is writing... when DuckDB allows. */
 const readLayer = (store: string) => ResultsStore.layer(resultsFile(store), { readOnly: true })

@@ -7,8 +7,6 @@ import { Args, Command, Options } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Console, Effect, Option, Schema } from "effect"
 import * as path from "node:path"
-import { renderHtml } from "../report/Html.js"
-import { loadReport } from "../report/Load.js"
 import { storeOption } from "./shared.js"
 
 /** The report file could not be written. */
@@ -65,6 +63,7 @@ export const report = Command.make(
   },
   (o) =>
     Effect.gen(function*() {
+      const [{ renderHtml }, { loadReport }] = yield* Effect.promise(() => Promise.all([import("../report/Html.js"), import("../report/Load.js")]))
       const group = Option.map(o.group, (g) => (g.trim() === "none" ? [] : g.split(",").map((s) => s.trim()).filter((s) => s !== "")))
       const data = yield* loadReport(o.id, {
         metric: Option.getOrUndefined(o.metric),

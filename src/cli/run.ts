@@ -4,7 +4,6 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
 import type { RunResult } from "../dag/Executor.js"
-import { Executor } from "../dag/Executor.js"
 import type { Metrics } from "../domain/Artifact.js"
 import { formatTable } from "../store/Format.js"
 import { backendOption, defaultWorkers, loadPipeline, storeOption } from "./shared.js"
@@ -62,6 +61,7 @@ export const run = Command.make(
       if (unknown.length > 0) {
         yield* Console.error(`warning: --rerun names no node of this pipeline: ${unknown.join(", ")}`)
       }
+      const { Executor } = yield* Effect.promise(() => import("../dag/Executor.js"))
       const executor = yield* Executor
       const result = yield* executor.run(pipeline, {
         force: o.force,

@@ -7,10 +7,6 @@ import { Args, Command, Options } from "@effect/cli"
 import * as FileSystem from "@effect/platform/FileSystem"
 import { Console, Effect, Option, Schema } from "effect"
 import { dirname } from "node:path"
-import { builtinRegistry } from "../nodes/builtins.js"
-import { withPlugins } from "../nodes/Registry.js"
-import { pipelineJsonSchema, renderJsonSchema } from "../pipeline/JsonSchema.js"
-import { parseYaml, pluginsOf, readPipelineText } from "../pipeline/Yaml.js"
 
 /** The schema file could not be written. */
 export class SchemaWriteError extends Schema.TaggedError<SchemaWriteError>()("SchemaWriteError", {
@@ -19,9 +15,15 @@ export class SchemaWriteError extends Schema.TaggedError<SchemaWriteError>()("Sc
   cause: Schema.optional(Schema.Defect)
 }) {}
 
+/** The kinds, the YAML loader and the schema generator, imported when the verb runs. */
+const loadModules = Effect.promise(() =>
+  Promise.all([import("../nodes/builtins.js"), import("../nodes/Registry.js"), import("../pipeline/Yaml.js"), import("../pipeline/JsonSchema.js")])
+)
+
 /** The built-in kinds plus those of the plugins `file` names (loaded relative to it). */
 export const pipelineRegistry = (file: string) =>
   Effect.gen(function* () {
+    const [{ builtinRegistry }, { withPlugins }, { parseYaml, pluginsOf, readPipelineText }] = yield* loadModules
     const parsed = yield* parseYaml(file, yield* readPipelineText(file))
     return yield* withPlugins(builtinRegistry, pluginsOf(parsed.value), dirname(file))
   })
@@ -40,6 +42,7 @@ export const schema = Command.make(
   },
   (o) =>
     Effect.gen(function* () {
+      const [{ builtinRegistry }, , , { pipelineJsonSchema, renderJsonSchema }] = yield* loadModules
       const registry = Option.isSome(o.pipeline) ? yield* pipelineRegistry(o.pipeline.value) : builtinRegistry
       const text = renderJsonSchema(pipelineJsonSchema(registry))
       if (Option.isNone(o.out)) return yield* Console.log(text.trimEnd())

@@ -1,13 +1,15 @@
 /**
  * Options and helpers shared by the CLI verbs: where the store lives, which backend to use, how to
  * print a table, and loading a pipeline file against the built-in kinds.
+ *
+ * Verb modules import heavy modules (the YAML parser and the kinds, the executor, the report) inside
+ * their handlers, with `import()`, so that `--help` and every other verb start without them.
  */
 import { Options } from "@effect/cli"
+import { Effect } from "effect"
 import { availableParallelism } from "node:os"
 import { join } from "node:path"
 import { backendNames, defaultBackend } from "../backend/TfBackend.js"
-import { builtinRegistry } from "../nodes/builtins.js"
-import { loadPipelineFile } from "../pipeline/Yaml.js"
 
 export const storeOption = Options.directory("store").pipe(
   Options.withDescription("the store directory: cached artifacts and results.duckdb"),
@@ -28,7 +30,10 @@ export const formatOption = Options.choice("format", ["table", "csv", "json"] as
 
 export const resultsFile = (store: string): string => join(store, "results.duckdb")
 
-export const loadPipeline = (file: string) => loadPipelineFile(file, builtinRegistry)
+export const loadPipeline = (file: string) =>
+  Effect.promise(() => Promise.all([import("../pipeline/Yaml.js"), import("../nodes/builtins.js")])).pipe(
+    Effect.flatMap(([yaml, kinds]) => yaml.loadPipelineFile(file, kinds.builtinRegistry))
+  )
 
 /** One worker thread per core: independent trainings then run side by side. */
 export const defaultWorkers = Math.max(1, availableParallelism())

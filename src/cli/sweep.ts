@@ -6,9 +6,6 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option, Schema } from "effect"
 import type { SweepResult } from "../dag/SweepRunner.js"
-import { runSweep, sweepSummary } from "../dag/SweepRunner.js"
-import { builtinRegistry } from "../nodes/builtins.js"
-import { loadSweepFile } from "../pipeline/Yaml.js"
 import { formatNumber, formatTable } from "../store/Format.js"
 import type { QueryResult } from "../store/ResultsStore.js"
 import * as ReadModel from "../store/ReadModel.js"
@@ -20,7 +17,10 @@ export class SweepFailedError extends Schema.TaggedError<SweepFailedError>()("Sw
   message: Schema.String
 }) {}
 
-export const loadSweep = (file: string) => loadSweepFile(file, builtinRegistry)
+export const loadSweep = (file: string) =>
+  Effect.promise(() => Promise.all([import("../pipeline/Yaml.js"), import("../nodes/builtins.js")])).pipe(
+    Effect.flatMap(([yaml, kinds]) => yaml.loadSweepFile(file, kinds.builtinRegistry))
+  )
 
 /**
  * The sweep's results per param combination: the swept params, then for each node with the metric
@@ -88,6 +88,7 @@ export const sweep = Command.make(
   (o) =>
     Effect.gen(function* () {
       const loaded = yield* loadSweep(o.pipeline)
+      const { runSweep, sweepSummary } = yield* Effect.promise(() => import("../dag/SweepRunner.js"))
       const concurrency = Option.getOrElse(o.concurrency, () => Math.max(2, o.workers))
       const result: SweepResult = yield* runSweep(loaded, {
         concurrency,

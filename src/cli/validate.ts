@@ -3,7 +3,7 @@
  */
 import { Args, Command } from "@effect/cli"
 import { Console, Effect } from "effect"
-import { pipelineCacheKeys } from "../dag/Executor.js"
+import { pipelineCacheKeys } from "../dag/PipelineKeys.js"
 import { formatTable } from "../store/Format.js"
 import { loadPipeline } from "./shared.js"
 

@@ -12,7 +12,6 @@ import { Cause, Clock, Context, Deferred, Effect, Exit, Layer, Option, Random, S
 import type { BackendError } from "../backend/TfBackend.js"
 import { TfBackend } from "../backend/TfBackend.js"
 import { ArtifactStore } from "../cache/ArtifactStore.js"
-import * as CacheKey from "../cache/CacheKey.js"
 import { decodeArtifact, encodeArtifact } from "../cache/Codec.js"
 import type { Artifact } from "../domain/Artifact.js"
 import type { CacheKey as CacheKeyType, RunId } from "../domain/Ids.js"
@@ -21,6 +20,9 @@ import { NodeError } from "../nodes/NodeKind.js"
 import type { Pipeline, ResolvedNode } from "../pipeline/Pipeline.js"
 import { ResultsStore } from "../store/ResultsStore.js"
 import { downstreamOf } from "./Graph.js"
+import { nodeCacheKey, pipelineCacheKeys } from "./PipelineKeys.js"
+
+export { nodeCacheKey, pipelineCacheKeys } from "./PipelineKeys.js"
 import type { NodeStatus } from "./Reporter.js"
 import { Reporter } from "./Reporter.js"
 import { WorkerPool } from "./WorkerPool.js"
@@ -55,8 +57,22 @@ export interface NodeOutcome {
   readonly status: NodeStatus
   readonly durationMs: number
   readonly error?: string
+  /**
+   * The node's result. Absent for a failed or skipped node, and for a cache hit with bulk outputs that
+   * no node of this run needed (see `readsOnDemand`; `ArtifactStore.get(key)` reads it).
+   */
   readonly result?: StoredResult
 }
+
+/**
+ * Whether a cache hit of this node is left unread unless a node that computes needs its outputs: so it
+ * is for every kind with outputs other than Metrics (datasets, models, soft labels, features), and a
+ * fully cached run of the default pipeline reads neither the 31 MB dataset nor the teacher's weights.
+ * What the run records about such a node (info, metrics) is copied from the results store's earlier
+ * record of the same cache key. Metrics are always read: they are the run's results.
+ */
+export const readsOnDemand = (node: ResolvedNode): boolean =>
+  Object.values(node.kind.outputs as Record<string, string>).some((type) => type !== "Metrics")
 
 export interface RunResult {
   readonly runId: RunId
@@ -82,7 +98,8 @@ class UpstreamFailed {
   constructor(readonly node: string) {}
 }
 
-type KeyedResult = { readonly key: CacheKeyType; readonly result: StoredResult }
+/** A finished node's key and its result, read from the artifact store on first use when it was not read yet. */
+type KeyedResult = { readonly key: CacheKeyType; readonly result: Effect.Effect<StoredResult, NodeError> }
 
 const makeRunId = Effect.gen(function* () {
   const now = new Date(yield* Clock.currentTimeMillis)
@@ -90,27 +107,6 @@ const makeRunId = Effect.gen(function* () {
   const suffix = (yield* Random.nextIntBetween(0, 0xffff)).toString(16).padStart(4, "0")
   return `${stamp}-${suffix}`
 })
-
-/** The cache key of a node given its upstream keys: kind, version, resolved params, inputs and seed. */
-export const nodeCacheKey = (node: ResolvedNode, upstreamKeys: ReadonlyMap<string, string>): CacheKeyType => {
-  const fingerprint = node.kind.fingerprint?.(node.params)
-  return CacheKey.make({
-    kind: node.kind.kind,
-    version: node.kind.version,
-    params: fingerprint === undefined ? node.encodedParams : { params: node.encodedParams, fingerprint },
-    inputs: Object.fromEntries(
-      Object.entries(node.inputs).map(([port, ref]) => [port, `${upstreamKeys.get(ref.node)}#${ref.port}`])
-    ),
-    seed: node.seed
-  })
-}
-
-/** Cache keys of every node of a pipeline, without running anything. */
-export const pipelineCacheKeys = (pipeline: Pipeline): ReadonlyMap<string, CacheKeyType> => {
-  const keys = new Map<string, CacheKeyType>()
-  for (const node of pipeline.nodes) keys.set(node.id, nodeCacheKey(node, keys))
-  return keys
-}
 
 const errorMessage = (cause: Cause.Cause<unknown>): string => {
   const failure = Cause.failureOption(cause)
@@ -236,7 +232,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
         pipeline: Pipeline,
         node: ResolvedNode,
         key: CacheKeyType,
-        inputs: Record<string, Artifact>,
+        inputs: Effect.Effect<Record<string, Artifact>, NodeError>,
         recompute: boolean
       ): Effect.Effect<{ readonly status: "cached" | "executed"; readonly result: StoredResult }, NodeError> =>
         Effect.uninterruptibleMask((restore) =>
@@ -258,7 +254,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
                 const hit = yield* lookup(key)
                 if (Option.isSome(hit)) return { status: "cached" as const, result: hit.value }
               }
-              const result = yield* compute(pipeline, node, inputs).pipe(
+              const result = yield* Effect.flatMap(inputs, (read) => compute(pipeline, node, read)).pipe(
                 Effect.tap((result) =>
                   artifacts.put(key, encodeArtifact(result), { node: node.id, kind: node.kind.kind }).pipe(
                     Effect.mapError(
@@ -296,11 +292,16 @@ export class Executor extends Context.Tag("distillery/Executor")<
           const semaphore = yield* Effect.makeSemaphore(concurrency)
           // The backend is readied (tfjs loaded) only when some node will compute; a run whose every node
           // is a cache hit records backend "none".
-          const computes =
-            options.force === true ||
-            rerun.size > 0 ||
-            (yield* Effect.forEach([...pipelineCacheKeys(pipeline).values()], (key) => artifacts.has(key).pipe(Effect.orElseSucceed(() => false)))).includes(false)
-          const backendName = computes ? yield* backend.use : "none"
+          const keys = pipelineCacheKeys(pipeline)
+          const hits = new Map(
+            yield* Effect.forEach(pipeline.nodes, (n) =>
+              artifacts.has(keys.get(n.id)!).pipe(Effect.orElseSucceed(() => false), Effect.map((hit) => [n.id, hit] as const))
+            )
+          )
+          const willCompute = (n: ResolvedNode) => options.force === true || rerun.has(n.id) || !hits.get(n.id)
+          // Nodes whose outputs a computing node reads: their results are read even when large.
+          const needed = new Set(pipeline.nodes.filter(willCompute).flatMap((n) => Object.values(n.inputs).map((ref) => ref.node)))
+          const backendName = pipeline.nodes.some(willCompute) ? yield* backend.use : "none"
 
           yield* results
             .startRun({
@@ -313,9 +314,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
             })
             .pipe(Effect.orDie)
 
-          const record = (node: ResolvedNode, key: CacheKeyType, status: "executed" | "cached" | "failed", startedAt: number, ms: number, result?: StoredResult) =>
-            Effect.gen(function* () {
-              yield* results.recordNode({
+          const nodeRecord = (node: ResolvedNode, key: CacheKeyType, status: "executed" | "cached" | "failed", startedAt: number, ms: number, info: Readonly<Record<string, unknown>>) => ({
                 runId,
                 nodeId: node.id,
                 kind: node.kind.kind,
@@ -325,32 +324,58 @@ export class Executor extends Context.Tag("distillery/Executor")<
                 inputs: Object.fromEntries(Object.entries(node.inputs).map(([p, r]) => [p, `${r.node}.${r.port}`])),
                 status,
                 durationMs: ms,
-                info: result?.info ?? {},
+                info,
                 startedAt,
                 seed: node.seed
               })
+
+          const record = (node: ResolvedNode, key: CacheKeyType, status: "executed" | "cached" | "failed", startedAt: number, ms: number, result?: StoredResult) =>
+            Effect.gen(function* () {
+              yield* results.recordNode(nodeRecord(node, key, status, startedAt, ms, result?.info ?? {}))
               if (result !== undefined) {
                 yield* results.recordMetrics(runId, node.id, key, result.metrics)
-                yield* results.recordExamples(runId, node.id, key, result.examples)
+                yield* results.recordExamples(key, result.examples)
               }
             }).pipe(Effect.orDie)
 
           const runNode = (node: ResolvedNode) =>
             Effect.gen(function* () {
-              const upstream: Record<string, Artifact> = {}
+              const upstream: Array<readonly [string, string, KeyedResult]> = []
               const upstreamKeys = new Map<string, string>()
               for (const [port, ref] of Object.entries(node.inputs)) {
                 const got = yield* Deferred.await(done.get(ref.node)!)
                 upstreamKeys.set(ref.node, got.key)
-                upstream[port] = got.result.outputs[ref.port]!
+                upstream.push([port, ref.port, got])
               }
+              // Read only when this node computes.
+              const inputs = Effect.map(
+                Effect.forEach(upstream, ([port, output, got]) => Effect.map(got.result, (r) => [port, r.outputs[output]!] as const)),
+                (entries) => Object.fromEntries(entries) as Record<string, Artifact>
+              )
               const key = nodeCacheKey(node, upstreamKeys)
               const recompute = options.force === true || rerun.has(node.id)
+              if (!recompute && readsOnDemand(node) && !needed.has(node.id) && hits.get(node.id) === true && !inflight.has(key)) {
+                const startedAt = yield* Clock.currentTimeMillis
+                if (yield* results.recordCachedNode(nodeRecord(node, key, "cached", startedAt, 0, {})).pipe(Effect.orDie)) {
+                  reporter.started(node.id, node.kind.kind)
+                  reporter.finished(node.id, "cached", 0)
+                  outcomes.set(node.id, { id: node.id, kind: node.kind.kind, key, status: "cached", durationMs: 0 })
+                  const read = yield* Effect.cached(
+                    lookup(key).pipe(
+                      Effect.flatMap(Option.match({
+                        onNone: () => Effect.fail(new NodeError({ node: node.id, kind: node.kind.kind, message: `its cached result ${key.slice(0, 12)} can no longer be read; run again to recompute it` })),
+                        onSome: Effect.succeed
+                      }))
+                    )
+                  )
+                  return yield* Deferred.succeed(done.get(node.id)!, { key, result: read })
+                }
+              }
               const { exit, startedAt, ms } = yield* semaphore.withPermits(1)(
                 Effect.gen(function* () {
                   const startedAt = yield* Clock.currentTimeMillis
                   reporter.started(node.id, node.kind.kind)
-                  const exit = yield* Effect.exit(obtain(pipeline, node, key, upstream, recompute))
+                  const exit = yield* Effect.exit(obtain(pipeline, node, key, inputs, recompute))
                   return { exit, startedAt, ms: (yield* Clock.currentTimeMillis) - startedAt }
                 })
               )
@@ -359,7 +384,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
                 reporter.finished(node.id, status, ms)
                 yield* record(node, key, status, startedAt, ms, result)
                 outcomes.set(node.id, { id: node.id, kind: node.kind.kind, key, status, durationMs: ms, result })
-                yield* Deferred.succeed(done.get(node.id)!, { key, result })
+                yield* Deferred.succeed(done.get(node.id)!, { key, result: Effect.succeed(result) })
               } else {
                 if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
                 const message = errorMessage(exit.cause)

@@ -25,7 +25,8 @@ import { metricColumnsSql, paramColumnsSql, summaryViewSql, SWEEP_DDL, trialResu
 import type { NodeRecord, NodeStatus, QueryParams, QueryResult, RecordNode, ResultsStoreService, RunStatus, StartRun, StartSweep, SweepStatus } from "./ResultsStore.js"
 import { QueryError, ResultsStoreError, ResultsStoreLockedError } from "./ResultsStore.js"
 
-export const SCHEMA_VERSION = 1
+/** 2: per-example rows are stored once per cache key (`example_rows`), `examples` is a view. */
+export const SCHEMA_VERSION = 2
 
 const DDL: ReadonlyArray<string> = [
   `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`,
@@ -62,9 +63,9 @@ const DDL: ReadonlyArray<string> = [
     step INTEGER,
     value DOUBLE
   )`,
-  `CREATE TABLE IF NOT EXISTS examples (
-    run_id VARCHAR NOT NULL,
-    node_id VARCHAR NOT NULL,
+  // A node's per-example rows depend only on its result, so they are stored once per cache key: a
+  // cached node in a later run adds no rows. The `examples` view gives them per run and node.
+  `CREATE TABLE IF NOT EXISTS example_rows (
     cache_key VARCHAR NOT NULL,
     split VARCHAR NOT NULL,
     example_id INTEGER NOT NULL,
@@ -77,6 +78,25 @@ const DDL: ReadonlyArray<string> = [
     decision VARCHAR,
     reason VARCHAR
   )`
+]
+
+/** Every run's per-example rows: each recorded node joined with the rows of its cache key. */
+const EXAMPLES_VIEW = `CREATE OR REPLACE VIEW examples AS
+  SELECT n.run_id, n.node_id, e.cache_key, e.split, e.example_id, e.label, e.subject, e.prediction,
+         e.confidence, e.entropy, e.loss, e.decision, e.reason
+  FROM nodes n JOIN example_rows e ON e.cache_key = n.cache_key
+  WHERE n.status <> 'failed'`
+
+/**
+ * Layout 1 kept a copy of the rows in an `examples` table for every run: keep one copy per cache key
+ * (the first run's) and replace the table by the view.
+ */
+const MIGRATE_EXAMPLES: ReadonlyArray<string> = [
+  `INSERT INTO example_rows
+   SELECT cache_key, split, example_id, label, subject, prediction, confidence, entropy, loss, decision, reason
+   FROM examples
+   WHERE (run_id, node_id) IN (SELECT arg_min(run_id, run_id || node_id), arg_min(node_id, run_id || node_id) FROM examples GROUP BY cache_key)`,
+  `DROP TABLE examples`
 ]
 
 // ---------------------------------------------------------------------------------------------------
@@ -296,14 +316,8 @@ export const make = (options: Options) =>
       await c.run(summaryViewSql(params))
     }
 
-    // Migrate (or, read-only, check) the layout.
-    if (!readOnly) {
-      yield* use("create the tables", async (c) => {
-        for (const ddl of DDL) await c.run(ddl)
-        for (const ddl of SWEEP_DDL) await c.run(ddl)
-        await refreshViewsWith(c)
-      })
-    }
+    // Check the layout, and create or migrate it when it is not the current one (a store already at
+    // the current layout opens without any DDL: one query).
     const version = yield* use("read the schema version", async (c) => {
       const tables = await c.runAndReadAll(
         `SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'`
@@ -313,14 +327,22 @@ export const make = (options: Options) =>
       const v = reader.getRowsJS()[0]![0]
       return v === null ? undefined : Number(v)
     })
-    if (version === undefined && !readOnly) {
-      yield* use("write the schema version", (c) =>
-        c.run(`INSERT INTO schema_version VALUES ($1)`, [SCHEMA_VERSION]).then(() => undefined))
-    } else if (version !== undefined && version > SCHEMA_VERSION) {
+    if (version !== undefined && version > SCHEMA_VERSION) {
       return yield* new ResultsStoreError({
         path: file,
         message: `${file} has results-store layout ${version}, newer than this distillery's ${SCHEMA_VERSION}: ` +
           "upgrade distillery to read it"
+      })
+    }
+    if (!readOnly && version !== SCHEMA_VERSION) {
+      yield* use("create the tables", async (c) => {
+        for (const ddl of DDL) await c.run(ddl)
+        const old = await c.runAndReadAll(`SELECT count(*) FROM information_schema.tables WHERE table_name = 'examples' AND table_type = 'BASE TABLE'`)
+        if (Number(old.getRowsJS()[0]![0]) > 0) for (const sql of MIGRATE_EXAMPLES) await c.run(sql)
+        await c.run(EXAMPLES_VIEW)
+        for (const ddl of SWEEP_DDL) await c.run(ddl)
+        await refreshViewsWith(c)
+        await c.run(`INSERT INTO schema_version VALUES (${SCHEMA_VERSION})`)
       })
     }
 
@@ -363,10 +385,7 @@ export const make = (options: Options) =>
       }
     })
 
-    const recordNode = Effect.fn("ResultsStore.recordNode")(function*(node: RecordNode) {
-      const now = yield* Clock.currentTimeMillis
-      const startedAt = node.startedAt ?? now - node.durationMs
-      yield* use(`record node ${node.nodeId} of run ${node.runId}`, (c) =>
+    const insertNode = (c: DuckDBConnection, node: RecordNode, startedAt: number) =>
         c.run(
           `INSERT INTO nodes (run_id, node_id, kind, kind_version, cache_key, params, inputs, status, duration_ms, info, started_at, seed)
            VALUES ($1, $2, $3, $4, $5, $6::JSON, $7::JSON, $8, $9, $10::JSON, $11, $12)`,
@@ -384,7 +403,30 @@ export const make = (options: Options) =>
             timestamp(startedAt),
             node.seed ?? null
           ]
-        ))
+        )
+
+    const recordNode = Effect.fn("ResultsStore.recordNode")(function*(node: RecordNode) {
+      const now = yield* Clock.currentTimeMillis
+      const startedAt = node.startedAt ?? now - node.durationMs
+      yield* use(`record node ${node.nodeId} of run ${node.runId}`, (c) => insertNode(c, node, startedAt))
+    })
+
+    const recordCachedNode = Effect.fn("ResultsStore.recordCachedNode")(function*(node: RecordNode) {
+      const now = yield* Clock.currentTimeMillis
+      const startedAt = node.startedAt ?? now - node.durationMs
+      return yield* use(`record node ${node.nodeId} of run ${node.runId}`, async (c) => {
+        const earlier = (await c.runAndReadAll(
+          `SELECT run_id, node_id, CAST(info AS VARCHAR) FROM nodes WHERE cache_key = $1 AND status <> 'failed' ORDER BY started_at LIMIT 1`,
+          [node.cacheKey]
+        )).getRowsJS()[0]
+        if (earlier === undefined) return false
+        await insertNode(c, { ...node, info: parseJson(String(earlier[2] ?? "{}")) }, startedAt)
+        await c.run(
+          `INSERT INTO metrics SELECT $1, $2, cache_key, name, step, value FROM metrics WHERE run_id = $3 AND node_id = $4 AND cache_key = $5`,
+          [node.runId, node.nodeId, String(earlier[0]), String(earlier[1]), node.cacheKey]
+        )
+        return true
+      })
     })
 
     const recordMetrics = Effect.fn("ResultsStore.recordMetrics")(function*(
@@ -417,15 +459,13 @@ export const make = (options: Options) =>
       })
     })
 
-    const recordExamples = Effect.fn("ResultsStore.recordExamples")(function*(
-      runId: RunId,
-      nodeId: string,
-      cacheKey: CacheKey,
-      rows: ReadonlyArray<ExampleRow>
-    ) {
+    const recordExamples = Effect.fn("ResultsStore.recordExamples")(function*(cacheKey: CacheKey, rows: ReadonlyArray<ExampleRow>) {
       if (rows.length === 0) return
-      yield* use(`record ${rows.length} example rows of node ${nodeId}`, async (c) => {
-        const appender = await c.createAppender("examples")
+      yield* use(`record ${rows.length} example rows of result ${cacheKey.slice(0, 12)}`, async (c) => {
+        // Rows of a result already recorded (the node was a cache hit) are there once already.
+        const recorded = await c.runAndReadAll(`SELECT count(*) FROM example_rows WHERE cache_key = $1`, [cacheKey])
+        if (Number(recorded.getRowsJS()[0]![0]) > 0) return
+        const appender = await c.createAppender("example_rows")
         const optionalInt = (name: string, v: number | undefined) =>
           v === undefined || v === null ? appender.appendNull() : appender.appendInteger(checkInt(name, v))
         const optionalDouble = (v: number | undefined) =>
@@ -434,8 +474,6 @@ export const make = (options: Options) =>
           v === undefined || v === null ? appender.appendNull() : appender.appendVarchar(v)
         try {
           for (const row of rows) {
-            appender.appendVarchar(runId)
-            appender.appendVarchar(nodeId)
             appender.appendVarchar(cacheKey)
             appender.appendVarchar(row.split)
             appender.appendInteger(checkInt("exampleId", row.exampleId))
@@ -574,6 +612,7 @@ export const make = (options: Options) =>
       startRun,
       finishRun,
       recordNode,
+      recordCachedNode,
       recordMetrics,
       recordExamples,
       query,

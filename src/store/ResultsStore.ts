@@ -149,18 +149,23 @@ export interface ResultsStoreService {
     error?: string
   ) => Effect.Effect<void, ResultsStoreError>
   readonly recordNode: (node: RecordNode) => Effect.Effect<void, ResultsStoreError>
+  /**
+   * Records `node`, a cache hit, from the earliest earlier record of its cache key: that record's info
+   * and metrics are copied, and its example rows are shared (they are stored per key). False, writing
+   * nothing, when the key was never recorded: then record it from the artifact.
+   */
+  readonly recordCachedNode: (node: RecordNode) => Effect.Effect<boolean, ResultsStoreError>
   readonly recordMetrics: (
     runId: RunId,
     nodeId: string,
     cacheKey: CacheKey,
     rows: ReadonlyArray<MetricRow>
   ) => Effect.Effect<void, ResultsStoreError>
-  readonly recordExamples: (
-    runId: RunId,
-    nodeId: string,
-    cacheKey: CacheKey,
-    rows: ReadonlyArray<ExampleRow>
-  ) => Effect.Effect<void, ResultsStoreError>
+  /**
+   * The per-example rows of the result `cacheKey`, stored once: a later call for the same key (a cache
+   * hit) adds nothing. The `examples` view shows them for every run whose `nodes` row has the key.
+   */
+  readonly recordExamples: (cacheKey: CacheKey, rows: ReadonlyArray<ExampleRow>) => Effect.Effect<void, ResultsStoreError>
   /** Runs SQL (`$1`/`?` positional or `$name` params) and reads the whole result. */
   readonly query: (sql: string, params?: QueryParams) => Effect.Effect<QueryResult, QueryError>
   /** The newest `nodes` row for `nodeId` in runs of `pipeline`. */

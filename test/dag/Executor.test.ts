@@ -69,6 +69,38 @@ describe("Executor", () => {
     }).pipe(Effect.provide(TestLayer))
   )
 
+  it.live("a cache hit with bulk outputs is read only when a computing node needs them", () =>
+    Effect.gen(function* () {
+      const bulk = pipelineOf(`
+name: bulk
+nodes:
+  - { id: data, kind: bulk, params: { n: 100 } }
+  - { id: total, kind: total, inputs: { a: data } }
+`)
+      const executor = yield* Executor
+      const store = yield* ResultsStore
+      const first = yield* executor.run(bulk)
+      assert.isDefined(first.nodes.find((n) => n.id === "data")!.result)
+      // All cached: the Features artifact is left unread; its info and metrics are copied from the first run.
+      const cached = yield* executor.run(bulk)
+      assert.deepStrictEqual(cached.nodes.map((n) => n.status), ["cached", "cached"])
+      assert.isUndefined(cached.nodes.find((n) => n.id === "data")!.result)
+      const total = cached.nodes.find((n) => n.id === "total")!.result!.outputs.out
+      assert.strictEqual(total?._tag === "Metrics" ? total.values.value : -1, 4950)
+      const recorded = yield* store.query(
+        "SELECT run_id, CAST(info AS VARCHAR), (SELECT count(*) FROM metrics m WHERE m.run_id = n.run_id AND m.node_id = 'data') FROM nodes n WHERE node_id = 'data' ORDER BY started_at"
+      )
+      assert.deepStrictEqual(recorded.rows.map((r) => [r[1], r[2]]), [[`{"made":100}`, 1], [`{"made":100}`, 1]])
+      // A node that computes reads it.
+      executions.length = 0
+      const rerun = yield* executor.run(bulk, { rerun: ["total"] })
+      assert.deepStrictEqual(executions, ["total"])
+      assert.isDefined(rerun.nodes.find((n) => n.id === "data")!.result)
+      const again = rerun.nodes.find((n) => n.id === "total")!.result!.outputs.out
+      assert.strictEqual(again?._tag === "Metrics" ? again.values.value : -1, 4950)
+    }).pipe(Effect.provide(TestLayer))
+  )
+
   it.live("--force recomputes everything and --rerun recomputes a node and its dependents", () =>
     Effect.gen(function* () {
       yield* statuses(chain(1))

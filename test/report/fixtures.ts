@@ -94,7 +94,7 @@ export const recordFakeRun = (r: FakeRun) =>
           { name: "nll", value: 0.12 },
           { name: "params", value: 4482 }
         ])
-        yield* store.recordExamples(runId, n.id, k, examples("teacher", (i) => i === 4 || i === 17))
+        yield* store.recordExamples(k, examples("teacher", (i) => i === 4 || i === 17))
       }
       if (n.id === "eval_kd") {
         yield* store.recordMetrics(runId, n.id, k, [
@@ -106,7 +106,7 @@ export const recordFakeRun = (r: FakeRun) =>
           { name: "params", value: 42 }
         ])
         // Wrong on 4, 5, 7, 10 always, and on 17 (where the teacher is wrong too).
-        yield* store.recordExamples(runId, n.id, k, examples("student_kd", (i) => [4, 5, 7, 10, 17].includes(i)))
+        yield* store.recordExamples(k, examples("student_kd", (i) => [4, 5, 7, 10, 17].includes(i)))
       }
     }
     yield* store.finishRun(runId, r.status ?? "succeeded")

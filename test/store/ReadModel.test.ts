@@ -32,7 +32,7 @@ const recordRun = (id: string, accuracy: number, extra: { readonly sweepId?: str
       inputs: { model: "train.model" }, status: "executed", durationMs: 10
     })
     yield* store.recordMetrics(runId, "eval", key(`e${id}`), [{ name: "accuracy", value: accuracy }])
-    yield* store.recordExamples(runId, "eval", key(`e${id}`), [
+    yield* store.recordExamples(key(`e${id}`), [
       { split: "test", exampleId: 0, label: 1, prediction: 1 },
       { split: "test", exampleId: 1, label: 1, prediction: 2 },
       { split: "test", exampleId: 2, label: 0, prediction: 2 }

@@ -72,7 +72,7 @@ const recordRun = (id: string, pipeline = "mnist-kd") =>
       status: "cached",
       durationMs: 0
     })
-    yield* store.recordExamples(runId(id), "eval", key("b"), exampleRows(6))
+    yield* store.recordExamples(key("b"), exampleRows(6))
     yield* store.finishRun(runId(id), "succeeded")
   })
 
@@ -87,11 +87,11 @@ for (const [name, layer] of backends) {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"
       )
       assert.deepStrictEqual(tables.rows.map((r) => r[0]), [
-        "examples", "metrics", "nodes", "runs", "schema_version", "summary", "sweep_trials", "sweeps", "trial_params",
+        "example_rows", "examples", "metrics", "nodes", "runs", "schema_version", "summary", "sweep_trials", "sweeps", "trial_params",
         "trial_results", "trials"
       ])
       const version = yield* store.query("SELECT version FROM schema_version")
-      assert.deepStrictEqual(version.rows, [[1]])
+      assert.deepStrictEqual(version.rows, [[2]])
       const columns = yield* store.query(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'examples' ORDER BY ordinal_position"
       )
@@ -176,18 +176,34 @@ for (const [name, layer] of backends) {
     test("records 10,000 example rows in one call", Effect.gen(function*() {
       const store = yield* ResultsStore
       yield* store.startRun({ runId: runId("big"), pipeline: "p", pipelinePath: "p.yaml", backend: "cpu" })
-      yield* store.recordExamples(runId("big"), "filter", key("c"), exampleRows(10_000))
+      yield* store.recordExamples(key("c"), exampleRows(10_000))
       const result = yield* store.query(
-        "SELECT count(*), count(prediction), sum(example_id), count(decision) FROM examples WHERE run_id = 'big'"
+        "SELECT count(*), count(prediction), sum(example_id), count(decision) FROM example_rows WHERE cache_key = $1",
+        [key("c")]
       )
       assert.deepStrictEqual(result.rows, [[10_000, 5_000, (9_999 * 10_000) / 2, 3_334]])
+    }))
+
+    test("stores a result's rows once; every run that records the node sees them", Effect.gen(function*() {
+      const store = yield* ResultsStore
+      for (const id of ["first", "cached"]) {
+        yield* store.startRun({ runId: runId(id), pipeline: "p", pipelinePath: "p.yaml", backend: "cpu" })
+        yield* store.recordNode({
+          runId: runId(id), nodeId: "eval", kind: "evaluate", kindVersion: 1, cacheKey: key("e"), params: {}, inputs: {},
+          status: id === "first" ? "executed" : "cached", durationMs: 1, info: {}
+        })
+        yield* store.recordExamples(key("e"), exampleRows(30))
+      }
+      assert.deepStrictEqual((yield* store.query("SELECT count(*) FROM example_rows")).rows, [[30]])
+      const perRun = yield* store.query("SELECT run_id, node_id, count(*) FROM examples GROUP BY ALL ORDER BY run_id")
+      assert.deepStrictEqual(perRun.rows, [["cached", "eval", 30], ["first", "eval", 30]])
     }))
 
     test("rejects a non-integer id without writing any row of the batch", Effect.gen(function*() {
       const store = yield* ResultsStore
       const rows = exampleRows(5)
       const error = yield* Effect.flip(
-        store.recordExamples(runId("r"), "n", key("c"), [...rows, { ...rows[0]!, exampleId: 1.5 }])
+        store.recordExamples(key("c"), [...rows, { ...rows[0]!, exampleId: 1.5 }])
       )
       assert.match(error.message, /exampleId must be a 32-bit integer/)
       assert.deepStrictEqual((yield* store.query("SELECT count(*) FROM examples")).rows, [[0]])
@@ -299,5 +315,36 @@ describe("ResultsStore (file)", () => {
       const error = yield* Effect.flip(Effect.provide(ResultsStore, ResultsStore.layer(file)))
       assert.strictEqual(error._tag, "ResultsStoreLockedError")
       assert.match(error.message, /already open in this process/)
+    }))
+
+  it.scoped("a layout-1 store (a copy of the example rows per run) is migrated to one copy per cache key", () =>
+    Effect.gen(function*() {
+      const dir = yield* makeTempDir
+      const file = path.join(dir, "results.duckdb")
+      // A store as layout 1 wrote it: two runs of one node, the second a cache hit with the same rows again.
+      yield* Effect.promise(async () => {
+        const { DuckDBInstance } = await import("@duckdb/node-api")
+        const db = await DuckDBInstance.create(file)
+        const c = await db.connect()
+        await c.run("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1)")
+        await c.run(`CREATE TABLE nodes (run_id VARCHAR NOT NULL, node_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+          kind_version INTEGER NOT NULL, cache_key VARCHAR NOT NULL, params JSON, inputs JSON, status VARCHAR NOT NULL,
+          duration_ms DOUBLE, info JSON, started_at TIMESTAMP)`)
+        await c.run(`CREATE TABLE examples (run_id VARCHAR NOT NULL, node_id VARCHAR NOT NULL, cache_key VARCHAR NOT NULL,
+          split VARCHAR NOT NULL, example_id INTEGER NOT NULL, label INTEGER NOT NULL, subject VARCHAR, prediction INTEGER,
+          confidence DOUBLE, entropy DOUBLE, loss DOUBLE, decision VARCHAR, reason VARCHAR)`)
+        for (const run of ["r1", "r2"]) {
+          await c.run(`INSERT INTO nodes VALUES ('${run}', 'eval', 'evaluate', 1, '${key("e")}', '{}', '{}', 'executed', 1, '{}', NULL)`)
+          await c.run(`INSERT INTO examples SELECT '${run}', 'eval', '${key("e")}', 'test', i, i % 10, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM range(25) t(i)`)
+        }
+        c.closeSync()
+        db.closeSync()
+      })
+      yield* Effect.gen(function*() {
+        const store = yield* ResultsStore
+        assert.deepStrictEqual((yield* store.query("SELECT count(*) FROM example_rows")).rows, [[25]])
+        assert.deepStrictEqual((yield* store.query("SELECT run_id, count(*) FROM examples GROUP BY run_id ORDER BY run_id")).rows, [["r1", 25], ["r2", 25]])
+        assert.deepStrictEqual((yield* store.query("SELECT max(version) FROM schema_version")).rows, [[2]])
+      }).pipe(Effect.provide(ResultsStore.layer(file)))
     }))
 })
