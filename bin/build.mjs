@@ -7,7 +7,7 @@
  * Left as imports: packages with native or wasm parts, or data files found relative to themselves.
  */
 import { build } from "esbuild"
-import { rmSync, writeFileSync } from "node:fs"
+import { renameSync, rmSync, writeFileSync } from "node:fs"
 import path from "node:path"
 import { fileURLToPath } from "node:url"
 
@@ -19,12 +19,15 @@ export const stamp = path.join(dist, ".built")
 const external = ["@tensorflow/*", "@duckdb/*", "webgpu", "mnist", "tsx", "node-llama-cpp", "openai", "esbuild"]
 
 export const buildDist = async () => {
-  // Chunks are named by content hash: start clean so that old ones do not pile up.
-  rmSync(dist, { recursive: true, force: true })
+  // Built beside dist/ and swapped in with two renames, so that a CLI started meanwhile (or a second
+  // build) never imports from a half-written or half-deleted dist/; chunk names are content hashes,
+  // so starting from an empty folder keeps old ones from piling up.
+  const temp = `${dist}.${process.pid}.tmp`
+  rmSync(temp, { recursive: true, force: true })
   await build({
     absWorkingDir: root,
     entryPoints: { bin: "src/bin.ts", index: "src/index.ts", worker: "src/dag/worker.ts" },
-    outdir: dist,
+    outdir: temp,
     bundle: true,
     splitting: true,
     format: "esm",
@@ -40,7 +43,15 @@ export const buildDist = async () => {
     // Bundled CommonJS code may call require(); an ES module has none of its own.
     banner: { js: "import { createRequire as __distilleryRequire } from 'node:module'; const require = __distilleryRequire(import.meta.url);" }
   })
-  writeFileSync(stamp, new Date().toISOString() + "\n")
+  writeFileSync(path.join(temp, ".built"), new Date().toISOString() + "\n")
+  const old = `${dist}.${process.pid}.old`
+  try {
+    renameSync(dist, old)
+  } catch {
+    // No dist/ yet.
+  }
+  renameSync(temp, dist)
+  rmSync(old, { recursive: true, force: true })
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

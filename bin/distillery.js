@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // The `distillery` command: runs the CLI compiled into dist/. In a clone whose src/ is newer than the
-// build (or that was never built) it rebuilds first, so editing src/ and running the CLI just works.
+// build (or that was never built) it rebuilds first, so editing src/ and running the CLI just works;
+// DISTILLERY_NO_REBUILD=1 runs dist/ as it is (the tests build it once and set it).
 import { existsSync, readdirSync, statSync } from "node:fs"
 import path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
@@ -18,7 +19,7 @@ const newestIn = (dir) => {
   return newest
 }
 
-if (existsSync(src) && existsSync(path.join(root, "bin", "build.mjs"))) {
+if (process.env.DISTILLERY_NO_REBUILD !== "1" && existsSync(src) && existsSync(path.join(root, "bin", "build.mjs"))) {
   const built = existsSync(stamp) ? statSync(stamp).mtimeMs : 0
   if (newestIn(src) > built) {
     process.stderr.write(built === 0 ? "building dist/ ...\n" : "src/ changed: rebuilding dist/ ...\n")

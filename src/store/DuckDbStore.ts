@@ -6,6 +6,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import {
+  type DuckDBAppender,
   type DuckDBConnection,
   DuckDBInstance,
   type DuckDBResultReader,
@@ -437,25 +438,15 @@ export const make = (options: Options) =>
     ) {
       if (rows.length === 0) return
       yield* use(`record ${rows.length} metrics of node ${nodeId}`, async (c) => {
-        const appender = await c.createAppender("metrics")
-        try {
-          for (const row of rows) {
-            appender.appendVarchar(runId)
-            appender.appendVarchar(nodeId)
-            appender.appendVarchar(cacheKey)
-            appender.appendVarchar(row.name)
-            if (row.step === undefined || row.step === null) appender.appendNull()
-            else appender.appendInteger(checkInt("step", row.step))
-            appender.appendDouble(row.value)
-            appender.endRow()
-          }
-          appender.flushSync()
-        } catch (e) {
-          appender.clear()
-          throw e
-        } finally {
-          appender.closeSync()
-        }
+        await appendAll(c, "metrics", rows, (appender, row) => {
+          appender.appendVarchar(runId)
+          appender.appendVarchar(nodeId)
+          appender.appendVarchar(cacheKey)
+          appender.appendVarchar(row.name)
+          if (row.step === undefined || row.step === null) appender.appendNull()
+          else appender.appendInteger(checkInt("step", row.step))
+          appender.appendDouble(row.value)
+        })
       })
     })
 
@@ -465,35 +456,25 @@ export const make = (options: Options) =>
         // Rows of a result already recorded (the node was a cache hit) are there once already.
         const recorded = await c.runAndReadAll(`SELECT count(*) FROM example_rows WHERE cache_key = $1`, [cacheKey])
         if (Number(recorded.getRowsJS()[0]![0]) > 0) return
-        const appender = await c.createAppender("example_rows")
-        const optionalInt = (name: string, v: number | undefined) =>
-          v === undefined || v === null ? appender.appendNull() : appender.appendInteger(checkInt(name, v))
-        const optionalDouble = (v: number | undefined) =>
-          v === undefined || v === null ? appender.appendNull() : appender.appendDouble(v)
-        const optionalText = (v: string | undefined) =>
-          v === undefined || v === null ? appender.appendNull() : appender.appendVarchar(v)
-        try {
-          for (const row of rows) {
-            appender.appendVarchar(cacheKey)
-            appender.appendVarchar(row.split)
-            appender.appendInteger(checkInt("exampleId", row.exampleId))
-            appender.appendInteger(checkInt("label", row.label))
-            optionalText(row.subject)
-            optionalInt("prediction", row.prediction)
-            optionalDouble(row.confidence)
-            optionalDouble(row.entropy)
-            optionalDouble(row.loss)
-            optionalText(row.decision)
-            optionalText(row.reason)
-            appender.endRow()
-          }
-          appender.flushSync()
-        } catch (e) {
-          appender.clear()
-          throw e
-        } finally {
-          appender.closeSync()
-        }
+        await appendAll(c, "example_rows", rows, (appender, row) => {
+          const optionalInt = (name: string, v: number | undefined) =>
+            v === undefined || v === null ? appender.appendNull() : appender.appendInteger(checkInt(name, v))
+          const optionalDouble = (v: number | undefined) =>
+            v === undefined || v === null ? appender.appendNull() : appender.appendDouble(v)
+          const optionalText = (v: string | undefined) =>
+            v === undefined || v === null ? appender.appendNull() : appender.appendVarchar(v)
+          appender.appendVarchar(cacheKey)
+          appender.appendVarchar(row.split)
+          appender.appendInteger(checkInt("exampleId", row.exampleId))
+          appender.appendInteger(checkInt("label", row.label))
+          optionalText(row.subject)
+          optionalInt("prediction", row.prediction)
+          optionalDouble(row.confidence)
+          optionalDouble(row.entropy)
+          optionalDouble(row.loss)
+          optionalText(row.decision)
+          optionalText(row.reason)
+        })
       })
     })
 
@@ -623,6 +604,23 @@ export const make = (options: Options) =>
     }
     return service
   })
+
+/** Appends every row to `table` in one batch: all of them, or (on a throw) none. */
+const appendAll = async <R>(c: DuckDBConnection, table: string, rows: ReadonlyArray<R>, append: (appender: DuckDBAppender, row: R) => void) => {
+  const appender = await c.createAppender(table)
+  try {
+    for (const row of rows) {
+      append(appender, row)
+      appender.endRow()
+    }
+    appender.flushSync()
+  } catch (e) {
+    appender.clear()
+    throw e
+  } finally {
+    appender.closeSync()
+  }
+}
 
 const checkInt = (name: string, v: number): number => {
   if (!Number.isInteger(v) || v < -2_147_483_648 || v > 2_147_483_647) {

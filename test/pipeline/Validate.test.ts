@@ -51,7 +51,7 @@ describe("pipeline validation", () => {
 
   it("suggests the nearest kind and lists all kinds", () => {
     const e = errorOf("name: t\nnodes:\n  - id: one\n    kind: constnt\n    params: { value: 1 }\n")
-    assert.include(e.message, "p.yaml:4:5: node 'one': unknown kind 'constnt' (did you mean 'constant'?); kinds are: 'constant', 'add', 'slow' or 'boom'")
+    assert.include(e.message, "p.yaml:4:5: node 'one': unknown kind 'constnt' (did you mean 'constant'?); kinds are: 'constant', 'add', 'slow', 'boom', 'bulk' or 'total'")
   })
 
   it("reports unknown, missing and ill-typed params at their line", () => {

@@ -16,6 +16,7 @@ import { join } from "node:path"
 import { renderHtml } from "../../src/report/Html.js"
 import { loadReport } from "../../src/report/Load.js"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
+import { cli } from "../fixtures/cli.js"
 import { requirement } from "../fixtures/requirements.js"
 import { recordFakeSweep, SWEEP_ID } from "./fixtures.js"
 
@@ -33,7 +34,6 @@ const run = (file: string, args: ReadonlyArray<string>, timeout = 120_000) =>
     )
   })
 
-const cli = (...args: Array<string>) => run(process.execPath, ["--import", "tsx", "src/bin.ts", ...args])
 
 /** Headless Chromium with nothing that reaches the network, in a throwaway profile. */
 const chromium = async (...args: Array<string>) => {
