@@ -190,6 +190,46 @@ const activate = (x: tf.Tensor, a: Activation): tf.Tensor => {
 const fusable = (a: Activation): "relu" | "sigmoid" | "elu" | undefined =>
   a === "relu" || a === "sigmoid" || a === "elu" ? a : undefined
 
+/** One trainable variable per spec, in order; on a failure the ones already made are freed. */
+export const makeVariables = <W extends { readonly shape: ReadonlyArray<number> }>(
+  specs: ReadonlyArray<W>,
+  values: (w: W) => Float32Array
+): Array<tf.Variable> => {
+  const variables: Array<tf.Variable> = []
+  try {
+    for (const w of specs) {
+      const v = values(w)
+      variables.push(tf.tidy(() => tf.variable(tf.tensor(v, [...w.shape], "float32"), true)))
+    }
+  } catch (e) {
+    tf.dispose(variables)
+    throw e
+  }
+  return variables
+}
+
+/**
+ * The given weights by name, after checking that each expected one is present with its shape; throws
+ * one error listing every problem, saying what the weights were meant to fit (`what`).
+ */
+export const matchWeights = (
+  expected: ReadonlyArray<{ readonly name: string; readonly shape: ReadonlyArray<number> }>,
+  weights: ReadonlyArray<Weight>,
+  what: string
+): ReadonlyMap<string, Weight> => {
+  const given = new Map(weights.map((w) => [w.name, w] as const))
+  const problems: Array<string> = []
+  for (const w of expected) {
+    const g = given.get(w.name)
+    if (g === undefined) problems.push(`missing ${w.name} [${w.shape.join(", ")}]`)
+    else if (g.shape.join(",") !== w.shape.join(",") || g.values.length !== featureSize(w.shape)) {
+      problems.push(`${w.name} has shape [${g.shape.join(", ")}] (${g.values.length} values), expected [${w.shape.join(", ")}]`)
+    }
+  }
+  if (problems.length > 0) throw new Error(`Weights do not fit ${what}: ${problems.join("; ")}`)
+  return given
+}
+
 const makeNetwork = (
   spec: ModelSpec,
   featureShape: ReadonlyArray<number>,
@@ -198,16 +238,7 @@ const makeNetwork = (
   dropoutSeed: number
 ): Network => {
   const { weights, layerNames } = layout(spec, featureShape, numClasses)
-  const variables: Array<tf.Variable> = []
-  try {
-    for (const w of weights) {
-      const v = values(w)
-      variables.push(tf.tidy(() => tf.variable(tf.tensor(v, [...w.shape], "float32"), true)))
-    }
-  } catch (e) {
-    tf.dispose(variables)
-    throw e
-  }
+  const variables = makeVariables(weights, values)
   const byName = new Map(weights.map((w, i) => [w.name, variables[i]!] as const))
   const param = (name: string): tf.Variable => byName.get(name)!
   const activation = spec.activation
@@ -305,17 +336,7 @@ export const networkFromWeights = (
   weights: ReadonlyArray<Weight>,
   seed = 0
 ): Network => {
-  const given = new Map(weights.map((w) => [w.name, w] as const))
-  const expected = weightSpecs(spec, featureShape, numClasses)
-  const problems: Array<string> = []
-  for (const w of expected) {
-    const g = given.get(w.name)
-    if (g === undefined) problems.push(`missing ${w.name} [${w.shape.join(", ")}]`)
-    else if (g.shape.join(",") !== w.shape.join(",") || g.values.length !== featureSize(w.shape)) {
-      problems.push(`${w.name} has shape [${g.shape.join(", ")}] (${g.values.length} values), expected [${w.shape.join(", ")}]`)
-    }
-  }
-  if (problems.length > 0) throw new Error(`Weights do not fit the ${spec.type} spec: ${problems.join("; ")}`)
+  const given = matchWeights(weightSpecs(spec, featureShape, numClasses), weights, `the ${spec.type} spec`)
   // Copied: the cpu backend keeps the array it is given, and the artifact's arrays must stay the caller's.
   return makeNetwork(spec, featureShape, numClasses, (w) => given.get(w.name)!.values.slice(), deriveSeed(seed, "dropout"))
 }
