@@ -125,18 +125,18 @@ export const parseCsv = (text: string): Either.Either<Array<CsvRecord>, CsvSynta
 // ---------------------------------------------------------------------------------------------------
 // Tables: CSV and JSONL behind one row interface
 
-interface Row {
+export interface Row {
   readonly line: number
   /** The raw value under `key`, undefined when the row has no such key. */
   readonly get: (key: string) => unknown
   readonly keys: ReadonlyArray<string>
 }
 
-const listOf = (names: ReadonlyArray<string>): string => (names.length === 0 ? "(none)" : names.join(", "))
+export const listOf = (names: ReadonlyArray<string>): string => (names.length === 0 ? "(none)" : names.join(", "))
 
 const quoted = (value: unknown): string => (typeof value === "string" ? `'${value}'` : JSON.stringify(value))
 
-const csvRows = (file: string, text: string, wanted: ReadonlyArray<string>): Effect.Effect<Array<Row>, DataError> =>
+export const csvRows = (file: string, text: string, wanted: ReadonlyArray<string>): Effect.Effect<Array<Row>, DataError> =>
   Effect.gen(function* () {
     const parsed = parseCsv(text)
     if (Either.isLeft(parsed)) return yield* DataError.at({ file, line: parsed.left.line }, parsed.left.message)
@@ -168,7 +168,7 @@ const csvRows = (file: string, text: string, wanted: ReadonlyArray<string>): Eff
     return rows
   })
 
-const jsonlRows = (file: string, text: string): Effect.Effect<Array<Row>, DataError> =>
+export const jsonlRows = (file: string, text: string): Effect.Effect<Array<Row>, DataError> =>
   Effect.gen(function* () {
     const lines = text.replace(/^\uFEFF/, "").split(/\r?\n/)
     const rows: Array<Row> = []

@@ -5,7 +5,7 @@
  */
 
 /** The kinds of value a port can carry. */
-export const PortTypes = ["Dataset", "SoftLabels", "Model", "Metrics", "Features"] as const
+export const PortTypes = ["Dataset", "SoftLabels", "Model", "Metrics", "Features", "TextCorpus", "Tokenizer"] as const
 export type PortType = (typeof PortTypes)[number]
 
 /** One split of a dataset: N examples, features row-major (N, ...featureShape), labels (N). */
@@ -100,12 +100,55 @@ export interface Features {
   readonly values: Float32Array
 }
 
+/**
+ * A text corpus: D documents, each with an id and its text, and for prompt/completion data the parts
+ * (the text is then prompt + completion). Per-document fields are parallel arrays of strings, which
+ * the artifact codec writes in its JSON part; splits are by document, so no document is in two.
+ */
+export interface TextCorpus {
+  readonly _tag: "TextCorpus"
+  readonly name: string
+  /** (D) unique document ids: a file path, `file:line`, a record's id column, or Brown's `ca01`. */
+  readonly ids: ReadonlyArray<string>
+  /** (D) each document's whole text. */
+  readonly texts: ReadonlyArray<string>
+  /** (D) prompts (with `completions`) when the source has prompt/completion records. */
+  readonly prompts?: ReadonlyArray<string>
+  readonly completions?: ReadonlyArray<string>
+  /** (D) reference answers and rationales when the source has them (null where a record has none). */
+  readonly answers?: ReadonlyArray<string | null>
+  readonly rationales?: ReadonlyArray<string | null>
+  /** (D) the record's other columns, or facts such as Brown's genre. */
+  readonly metadata?: ReadonlyArray<Readonly<Record<string, unknown>>>
+  /** Document indices per split, ascending (source order). */
+  readonly splits: { readonly train: Int32Array; readonly validation: Int32Array; readonly test: Int32Array }
+}
+
+/**
+ * A tokenizer over bytes: ids 0..255 are the bytes, merge i (BPE) makes id 256 + i from the pair it
+ * names, and the special tokens follow the merges. A byte-level tokenizer is the one with no merges.
+ */
+export interface Tokenizer {
+  readonly _tag: "Tokenizer"
+  readonly type: "bytes" | "bpe"
+  /** 256 + merges + special tokens: the size of a model's embedding table. */
+  readonly vocabSize: number
+  /** (M, 2) the pairs merged, in merge order: row i is the (left, right) ids that make id 256 + i. */
+  readonly merges: Int32Array
+  /** Special token names to ids, e.g. { "<pad>": 256, "<bos>": 257, "<eos>": 258 } with no merges. */
+  readonly special: Readonly<Record<string, number>>
+  /** How text is cut into chunks before merging ("gpt2": the GPT-2 regex; "none": one chunk). */
+  readonly pattern: "gpt2" | "none"
+}
+
 export interface PortValues {
   readonly Dataset: Dataset
   readonly SoftLabels: SoftLabels
   readonly Model: Model
   readonly Metrics: Metrics
   readonly Features: Features
+  readonly TextCorpus: TextCorpus
+  readonly Tokenizer: Tokenizer
 }
 
 export type Artifact = PortValues[PortType]

@@ -1,7 +1,7 @@
 /**
  * The built-in node kinds, registered explicitly (no import side effects): dataset, train, generate,
  * filter, evaluate; features (a teacher layer for FitNets / RKD), ensemble and evaluate_soft
- * (multi-teacher), mutual (deep mutual learning). `born_again` is a macro, expanded into these kinds
+ * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data). `born_again` is a macro, expanded into these kinds
  * before validation (pipeline/Macros.ts), not a kind.
  */
 import { Either } from "effect"
@@ -15,6 +15,8 @@ import { MutualKind } from "./mutual.js"
 import type { AnyNodeKind } from "./NodeKind.js"
 import type { KindRegistry } from "./Registry.js"
 import { emptyRegistry, register } from "./Registry.js"
+import { TextKind } from "./text.js"
+import { TokenizerKind } from "./tokenizer.js"
 import { TrainKind } from "./train.js"
 
 export const builtinKinds: ReadonlyArray<AnyNodeKind> = [
@@ -26,7 +28,9 @@ export const builtinKinds: ReadonlyArray<AnyNodeKind> = [
   FeaturesKind,
   EnsembleKind,
   EvaluateSoftKind,
-  MutualKind
+  MutualKind,
+  TextKind,
+  TokenizerKind
 ]
 
 export const builtinRegistry: KindRegistry = Either.getOrThrow(register(emptyRegistry, "built-in", builtinKinds))

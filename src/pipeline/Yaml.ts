@@ -6,7 +6,7 @@
 import { Effect, Either } from "effect"
 import { readFile } from "node:fs/promises"
 import { dirname } from "node:path"
-import { isMap, isScalar, isSeq, LineCounter, parseDocument } from "yaml"
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit } from "yaml"
 import type { Document, Node as YamlNode } from "yaml"
 import type { KindRegistry, PluginError, RegistryError } from "../nodes/Registry.js"
 import { withPlugins } from "../nodes/Registry.js"
@@ -49,7 +49,14 @@ const sourceMapOf = (file: string, doc: Document.Parsed, lines: LineCounter): So
   }
 })
 
-/** Parses YAML text; syntax errors (duplicate keys included) become a PipelineError with positions. */
+/** Most aliases a document may expand to: more is an alias bomb (a few lines that expand exponentially). */
+const maxAliasCount = 1000
+
+/**
+ * Parses YAML text. Every error the parser can raise becomes a PipelineError with positions: syntax
+ * errors (duplicate keys, tabs as indentation, bad escapes...), an alias to an anchor not set before
+ * it, and an alias bomb; a document is never expanded past `maxAliasCount` aliases.
+ */
 export const parseYaml = (file: string, text: string): Either.Either<ParsedYaml, PipelineError> => {
   const lines = new LineCounter()
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true })
@@ -61,7 +68,38 @@ export const parseYaml = (file: string, text: string): Either.Either<ParsedYaml,
     })
     return Either.left(new PipelineError({ file, issues }))
   }
-  return Either.right({ value: doc.toJS({ maxAliasCount: 1000 }), source: sourceMapOf(file, doc, lines) })
+  const at = (range: readonly [number, ...Array<number>] | null | undefined) => {
+    if (range === undefined || range === null) return { line: 1, column: 1 }
+    const pos = lines.linePos(range[0])
+    return { line: pos.line, column: pos.col }
+  }
+  const unresolved: Array<PipelineIssue> = []
+  let firstAlias: PipelineIssue | undefined
+  visit(doc, {
+    Alias(_, alias) {
+      const issue = { path: [], ...at(alias.range) }
+      firstAlias ??= { ...issue, message: "" }
+      if (alias.resolve(doc) === undefined) {
+        unresolved.push({ ...issue, message: `YAML: alias *${alias.source} names no anchor set before it (write &${alias.source} on an earlier value)` })
+      }
+    }
+  })
+  if (unresolved.length > 0) return Either.left(new PipelineError({ file, issues: unresolved }))
+  try {
+    return Either.right({ value: doc.toJS({ maxAliasCount }), source: sourceMapOf(file, doc, lines) })
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e)
+    const bomb = /alias count/i.test(message)
+    return Either.left(
+      new PipelineError({
+        file,
+        issues: [{
+          ...(firstAlias ?? { path: [], line: 1, column: 1 }),
+          message: bomb ? `YAML: its aliases expand to more than ${maxAliasCount} values (an alias bomb?); write the values out instead` : `YAML: ${message}`
+        }]
+      })
+    )
+  }
 }
 
 export const readPipelineText = (file: string): Effect.Effect<string, PipelineError> =>
