@@ -1,0 +1,119 @@
+/**
+ * `text -> tokenizer` through the executor: a Brown slice and a JSONL file feed BPE and byte-level
+ * tokenizers; the second run is all cache hits, editing the file re-runs only what depends on it, and
+ * the metrics (vocabulary size, training bytes, bytes per token) land in the results store.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Either, Layer, Schema } from "effect"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { TfBackend } from "../../src/backend/TfBackend.js"
+import { ArtifactStore } from "../../src/cache/ArtifactStore.js"
+import { Executor } from "../../src/dag/Executor.js"
+import { Reporter } from "../../src/dag/Reporter.js"
+import { builtinRegistry } from "../../src/nodes/builtins.js"
+import { TextParams } from "../../src/nodes/text.js"
+import { TokenizerParams } from "../../src/nodes/tokenizer.js"
+import { loadPipelineFile } from "../../src/pipeline/Yaml.js"
+import { ResultsStore } from "../../src/store/ResultsStore.js"
+import { decode, encode } from "../../src/tokenizer/Tokenizer.js"
+
+const TestLayer = Executor.layer.pipe(
+  Layer.provideMerge(
+    Layer.mergeAll(ArtifactStore.layerMemory, ResultsStore.layerMemory, TfBackend.layer("cpu"), Reporter.layerSilent)
+  )
+)
+
+const dir = mkdtempSync(join(tmpdir(), "distillery-text-node-"))
+writeFileSync(join(dir, "qa.jsonl"), '{"prompt": "Q: 1+1? A: ", "completion": "2"}\n{"prompt": "Q: 2+2? A: ", "completion": "4"}\n')
+const pipelineFile = join(dir, "lm-data.yaml")
+writeFileSync(
+  pipelineFile,
+  `name: lm-data
+seed: 3
+nodes:
+  - id: brown
+    kind: text
+    params: { source: brown, limit: 30 }
+  - id: bpe
+    kind: tokenizer
+    inputs: { corpus: brown }
+    params: { type: bpe, vocabSize: 400 }
+  - id: bytes
+    kind: tokenizer
+    params: { type: bytes }
+  - id: qa
+    kind: text
+    params: { source: jsonl, path: qa.jsonl, baseDir: ${JSON.stringify(dir)}, validation: 0, test: 0 }
+  - id: qa_bpe
+    kind: tokenizer
+    inputs: { corpus: qa }
+    params: { type: bpe, vocabSize: 280 }
+`
+)
+
+const statuses = (r: { readonly nodes: ReadonlyArray<{ readonly id: string; readonly status: string }> }) =>
+  Object.fromEntries(r.nodes.map((n) => [n.id, n.status]))
+
+describe("text -> tokenizer pipeline", () => {
+  it.live("runs, caches, re-runs what an edited file feeds, and records the metrics", () =>
+    Effect.gen(function* () {
+      const pipeline = yield* loadPipelineFile(pipelineFile, builtinRegistry)
+      const executor = yield* Executor
+      const first = yield* executor.run(pipeline)
+      assert.deepStrictEqual(statuses(first), { brown: "executed", bpe: "executed", bytes: "executed", qa: "executed", qa_bpe: "executed" })
+
+      const bpe = first.nodes.find((n) => n.id === "bpe")!.result!.outputs.tokenizer!
+      assert.strictEqual(bpe._tag, "Tokenizer")
+      if (bpe._tag === "Tokenizer") {
+        assert.strictEqual(bpe.vocabSize, 400)
+        assert.strictEqual(decode(bpe, encode(bpe, "Distillery's 1st tokenizer: ok ✓")), "Distillery's 1st tokenizer: ok ✓")
+      }
+      const corpus = first.nodes.find((n) => n.id === "qa")!.result!.outputs.corpus!
+      assert.strictEqual(corpus._tag === "TextCorpus" ? corpus.completions?.join("|") : "", "2|4")
+
+      const store = yield* ResultsStore
+      const metrics = yield* store.query(
+        "SELECT node_id, name, value FROM metrics WHERE run_id = $1 AND node_id IN ('bpe', 'bytes', 'brown') ORDER BY node_id, name",
+        [first.runId]
+      )
+      const value = (node: string, name: string) => Number(metrics.rows.find((r) => r[0] === node && r[1] === name)?.[2])
+      assert.strictEqual(value("bpe", "vocab_size"), 400)
+      assert.strictEqual(value("bpe", "train_bytes"), value("brown", "train_chars")) // Brown is ASCII
+      assert.isAbove(value("bpe", "bytes_per_token"), 1.5)
+      assert.strictEqual(value("brown", "documents"), 30)
+      assert.strictEqual(value("bytes", "vocab_size"), 259)
+
+      const second = yield* executor.run(pipeline)
+      assert.deepStrictEqual(statuses(second), { brown: "cached", bpe: "cached", bytes: "cached", qa: "cached", qa_bpe: "cached" })
+
+      writeFileSync(join(dir, "qa.jsonl"), '{"prompt": "Q: 3+3? A: ", "completion": "6"}\n')
+      const third = yield* executor.run(pipeline)
+      assert.deepStrictEqual(statuses(third), { brown: "cached", bpe: "cached", bytes: "cached", qa: "executed", qa_bpe: "executed" })
+    }).pipe(Effect.provide(TestLayer))
+  )
+
+  it.live("BPE without a corpus fails with a message that says what to wire", () =>
+    Effect.gen(function* () {
+      const file = join(dir, "no-corpus.yaml")
+      writeFileSync(file, "name: no-corpus\nnodes:\n  - id: bpe\n    kind: tokenizer\n    params: { type: bpe, vocabSize: 300 }\n")
+      const pipeline = yield* loadPipelineFile(file, builtinRegistry)
+      const error = yield* Effect.flip((yield* Executor).run(pipeline))
+      assert.match(error.message, /node 'bpe': type: bpe trains on a corpus: wire a text node to the corpus input/)
+    }).pipe(Effect.provide(TestLayer))
+  )
+
+  it("params are checked before anything runs", () => {
+    const tokenizer = Schema.decodeUnknownEither(TokenizerParams)
+    assert.isTrue(Either.isRight(tokenizer({ type: "bpe", vocabSize: 259 })))
+    const small = tokenizer({ type: "bpe", vocabSize: 258 })
+    assert.isTrue(Either.isLeft(small) && /at least 259, got 258/.test(String(small.left)))
+    assert.isTrue(Either.isLeft(tokenizer({ type: "bpe", vocabSize: 300, special: ["<s>", "<s>"] })))
+    const text = Schema.decodeUnknownEither(TextParams)
+    const decoded = text({ source: "brown" })
+    assert.isTrue(Either.isRight(decoded) && decoded.right.validation === 0.1 && decoded.right.onLong === "fail")
+    assert.isTrue(Either.isLeft(text({ source: "brown", validation: 0.5, test: 0.5 })))
+    assert.isTrue(Either.isLeft(text({ source: "files", paths: [] })))
+  })
+})
