@@ -3,6 +3,7 @@ import * as tf from "@tensorflow/tfjs"
 import { Schema } from "effect"
 import { initBackend } from "../../src/backend/Backend.js"
 import type { Weight } from "../../src/domain/Artifact.js"
+import type { TrainableModel } from "../../src/train/ModelFamily.js"
 import { makeRng } from "../../src/domain/Random.js"
 import type { Transformer } from "../../src/models/Transformer.js"
 import {
@@ -84,6 +85,9 @@ describe("Transformer", () => {
     assert.strictEqual(transformerParameterCount({ ...tiny, tiedHead: false }), tied + D * V)
     assert.deepStrictEqual(model.weightNames.slice(0, 3), ["embedding", "block1/attention_norm", "block1/attention/query"])
     assert.strictEqual(model.weightNames[model.weightNames.length - 1], "final_norm")
+    // The training layer's model interface, as the transformer family will hand it to the loop.
+    const trainable: TrainableModel<tf.Tensor2D, tf.Tensor3D> = model
+    assert.strictEqual(trainable.variables.length, trainable.weightNames.length)
     model.dispose()
     assert.strictEqual(tf.memory().numTensors, before - model.variables.length - 2)
   })
@@ -215,6 +219,22 @@ describe("Transformer", () => {
     assert.throws(() => forward(model, tf.zeros([1, 13], "int32") as tf.Tensor2D, { training: false }), /13 tokens exceed the transformer's context of 12/)
     model.dispose()
     loaded.dispose()
+  })
+
+  it("logits agree between cpu and wasm", async () => {
+    const weights = wideWeights(tiny, 14)
+    const tokens = randomTokens(2, 12, 13, 15)
+    const cpu = transformerFromWeights(tiny, weights)
+    const onCpu = logitsOf(cpu, tokens, 2, 12)
+    cpu.dispose()
+    await initBackend("wasm")
+    try {
+      const wasm = transformerFromWeights(tiny, weights)
+      assert.isAtMost(maxAbsDiff(logitsOf(wasm, tokens, 2, 12), onCpu), 1e-4)
+      wasm.dispose()
+    } finally {
+      await initBackend("cpu")
+    }
   })
 
   it("a few Adam steps on a repeated token pattern lower the loss", () => {
