@@ -30,7 +30,8 @@ export const BpeTokenizerParams = Schema.Struct({
     description: "Vocabulary size: 256 bytes + merges + special tokens (training stops earlier if no pair occurs twice)"
   }),
   pattern: Schema.optionalWith(Schema.Literal("gpt2", "none"), { default: () => "gpt2" as const }).annotations({
-    description: "Pre-split: gpt2 (GPT-2's regex: merges stay within words, numbers, punctuation runs) or none"
+    description:
+      "Pre-split: gpt2 (GPT-2's regex: merges stay within words, numbers, punctuation runs) or none (a document is one unit: merges cross words; slow on long documents)"
   }),
   maxTrainChars: Schema.optional(Schema.Int.pipe(Schema.positive())).annotations({
     description: "Train on train-split documents in a seeded order until this many characters, for speed on large corpora"

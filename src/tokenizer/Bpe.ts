@@ -6,6 +6,7 @@
  * Ties go to the smallest (left, right) pair, so the merges depend only on the text.
  */
 import type { Tokenizer } from "../domain/Artifact.js"
+import { makeHeap, pop, push } from "./Heap.js"
 import { BYTE_TOKENS, chunksOf, countPairs, DEFAULT_SPECIAL, makeTokenizer, MAX_VOCAB, mergePair, pairKey } from "./Tokenizer.js"
 
 export interface BpeOptions {
@@ -24,50 +25,13 @@ export const chunkCounts = (texts: Iterable<string>, pattern: Tokenizer["pattern
   return counts
 }
 
-/** A max-heap of (count, pair key): larger count first, then smaller key. Stale entries are skipped on pop. */
-interface PairHeap {
-  readonly counts: Array<number>
-  readonly keys: Array<number>
+interface PairCount {
+  readonly count: number
+  readonly key: number
 }
 
-const before = (h: PairHeap, i: number, j: number): boolean =>
-  h.counts[i]! > h.counts[j]! || (h.counts[i] === h.counts[j] && h.keys[i]! < h.keys[j]!)
-
-const swap = (h: PairHeap, i: number, j: number): void => {
-  ;[h.counts[i], h.counts[j]] = [h.counts[j]!, h.counts[i]!]
-  ;[h.keys[i], h.keys[j]] = [h.keys[j]!, h.keys[i]!]
-}
-
-const push = (h: PairHeap, count: number, key: number): void => {
-  h.counts.push(count)
-  h.keys.push(key)
-  for (let i = h.counts.length - 1; i > 0; ) {
-    const parent = (i - 1) >> 1
-    if (!before(h, i, parent)) break
-    swap(h, i, parent)
-    i = parent
-  }
-}
-
-const pop = (h: PairHeap): { readonly count: number; readonly key: number } | undefined => {
-  const n = h.counts.length
-  if (n === 0) return undefined
-  const top = { count: h.counts[0]!, key: h.keys[0]! }
-  swap(h, 0, n - 1)
-  h.counts.pop()
-  h.keys.pop()
-  for (let i = 0; ; ) {
-    const l = 2 * i + 1
-    const r = l + 1
-    let best = i
-    if (l < n - 1 && before(h, l, best)) best = l
-    if (r < n - 1 && before(h, r, best)) best = r
-    if (best === i) break
-    swap(h, i, best)
-    i = best
-  }
-  return top
-}
+/** Larger count first, then the smaller pair: the tie rule that makes the merges depend only on the text. */
+const morePairs = (a: PairCount, b: PairCount): boolean => a.count > b.count || (a.count === b.count && a.key < b.key)
 
 /** Trains the merges on `texts` (a corpus's train split) and returns the tokenizer. */
 export const trainBpe = (texts: Iterable<string>, options: BpeOptions): Tokenizer => {
@@ -101,8 +65,9 @@ export const trainBpe = (texts: Iterable<string>, options: BpeOptions): Tokenize
     countPairs(ids, counts, weights[w])
     note(ids, w)
   })
-  const heap: PairHeap = { counts: [], keys: [] }
-  for (const [key, count] of counts) push(heap, count, key)
+  // Entries go stale when a pair's count changes; a popped entry is used only if it is still current.
+  const heap = makeHeap(morePairs)
+  for (const [key, count] of counts) push(heap, { count, key })
 
   const merges: Array<number> = []
   while (merges.length / 2 < wanted) {
@@ -131,7 +96,7 @@ export const trainBpe = (texts: Iterable<string>, options: BpeOptions): Tokenize
       const count = (counts.get(key) ?? 0) + change
       if (count > 0) {
         counts.set(key, count)
-        push(heap, count, key)
+        push(heap, { count, key })
       } else {
         counts.delete(key)
       }

@@ -6,6 +6,7 @@
  */
 import { Either, Schema } from "effect"
 import type { Tokenizer } from "../domain/Artifact.js"
+import { makeHeap, pop, push } from "./Heap.js"
 
 /** Ids below this are single bytes; merge i makes id BYTE_TOKENS + i. */
 export const BYTE_TOKENS = 256
@@ -110,23 +111,44 @@ const ranksOf = (tokenizer: Tokenizer): ReadonlyMap<number, number> => {
 }
 const ranks = new WeakMap<Tokenizer, ReadonlyMap<number, number>>()
 
-/** One chunk's ids: its bytes, then the earliest-learned merge present, again, until none applies. */
+interface Candidate {
+  readonly rank: number
+  readonly at: number
+}
+
+const earlier = (a: Candidate, b: Candidate): boolean => a.rank < b.rank || (a.rank === b.rank && a.at < b.at)
+
+/**
+ * One chunk's ids, as minbpe encodes it: start from the bytes and, while some adjacent pair has been
+ * learned, merge every occurrence of the earliest-learned one, left to right. Done with a heap of
+ * (rank, position) over a linked list, so a long chunk costs O(n log n), not O(n^2): a merge only
+ * creates pairs learned later than itself, so popping by (rank, position) applies the merges in
+ * exactly that order.
+ */
 export const encodeChunk = (bytes: Uint8Array, rank: ReadonlyMap<number, number>): Array<number> => {
-  let ids = Array.from(bytes)
-  while (ids.length >= 2) {
-    let best = -1
-    let bestRank = Infinity
-    for (let i = 0; i + 1 < ids.length; i++) {
-      const r = rank.get(pairKey(ids[i]!, ids[i + 1]!))
-      if (r !== undefined && r < bestRank) {
-        bestRank = r
-        best = i
-      }
-    }
-    if (best < 0) break
-    ids = mergePair(ids, ids[best]!, ids[best + 1]!, BYTE_TOKENS + bestRank)
+  const n = bytes.length
+  const ids = Array.from(bytes) // -1 marks a position merged into its left neighbour
+  const next = Int32Array.from({ length: n }, (_, i) => i + 1)
+  const prev = Int32Array.from({ length: n }, (_, i) => i - 1)
+  const heap = makeHeap(earlier)
+  const offer = (at: number): void => {
+    if (at < 0 || next[at]! >= n) return
+    const r = rank.get(pairKey(ids[at]!, ids[next[at]!]!))
+    if (r !== undefined) push(heap, { rank: r, at })
   }
-  return ids
+  for (let i = 0; i + 1 < n; i++) offer(i)
+  for (let c = pop(heap); c !== undefined; c = pop(heap)) {
+    const right = next[c.at]!
+    // Stale: this position was merged away, or its pair changed since it was offered.
+    if (ids[c.at]! < 0 || right >= n || rank.get(pairKey(ids[c.at]!, ids[right]!)) !== c.rank) continue
+    ids[c.at] = BYTE_TOKENS + c.rank
+    ids[right] = -1
+    next[c.at] = next[right]!
+    if (next[right]! < n) prev[next[right]!] = c.at
+    offer(prev[c.at]!)
+    offer(c.at)
+  }
+  return ids.filter((id) => id >= 0)
 }
 
 /**

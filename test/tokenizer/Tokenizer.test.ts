@@ -12,7 +12,18 @@ import type { Tokenizer } from "../../src/domain/Artifact.js"
 import { makeRng } from "../../src/domain/Random.js"
 import { chunkCounts, trainBpe } from "../../src/tokenizer/Bpe.js"
 import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
-import { chunksOf, decode, decodeBytes, encode, load, mergePair, save, specialId } from "../../src/tokenizer/Tokenizer.js"
+import {
+  chunksOf,
+  decode,
+  decodeBytes,
+  encode,
+  encodeChunk,
+  load,
+  mergePair,
+  pairKey,
+  save,
+  specialId
+} from "../../src/tokenizer/Tokenizer.js"
 
 /** Code point ranges a random string draws from, each equally likely. */
 const POOLS: ReadonlyArray<readonly [number, number]> = [
@@ -94,6 +105,32 @@ describe("BPE", () => {
     const t = trainBpe(["abcd abcd"], { vocabSize: 258, special: [], pattern: "none" })
     assert.deepStrictEqual([...t.merges], [97, 98, 99, 100])
     assert.deepStrictEqual(encode(t, "abcd"), [256, 257])
+  })
+
+  it("encodes a chunk as minbpe's plain loop does, long chunks included", () => {
+    // minbpe `encode`: merge the earliest-learned pair present, everywhere, until none is learned.
+    const reference = (bytes: Uint8Array, merges: Int32Array): Array<number> => {
+      let ids = Array.from(bytes)
+      for (;;) {
+        let best = Infinity
+        for (let i = 0; i + 1 < ids.length; i++) {
+          for (let m = 0; m < merges.length / 2 && m < best; m++) {
+            if (merges[2 * m] === ids[i] && merges[2 * m + 1] === ids[i + 1]) best = m
+          }
+        }
+        if (best === Infinity) return ids
+        ids = mergePair(ids, merges[2 * best]!, merges[2 * best + 1]!, 256 + best)
+      }
+    }
+    const t = trainBpe(["aaaaaaa abababab aab", ...randomStrings(10, 100)], { vocabSize: 400, pattern: "none" })
+    const rank = new Map(Array.from({ length: t.merges.length / 2 }, (_, m) => [pairKey(t.merges[2 * m]!, t.merges[2 * m + 1]!), m] as const))
+    const utf8 = new TextEncoder()
+    for (const text of ["aaaaaaaaa", "abababab aab", ...randomStrings(11, 100)]) {
+      const bytes = utf8.encode(text)
+      assert.deepStrictEqual(encodeChunk(bytes, rank), reference(bytes, t.merges), JSON.stringify(text))
+    }
+    const long = "ab".repeat(50_000)
+    assert.strictEqual(decode(t, encode(t, long)), long)
   })
 
   it("stops when no pair occurs twice and numbers the special tokens after the merges", () => {
