@@ -6,7 +6,7 @@
  * Expected failures print their message (file:line, node, valid choices) and exit with a distinct code;
  * only bugs print a stack trace.
  */
-import { Command } from "@effect/cli"
+import { Command, ValidationError } from "@effect/cli"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Exit, Layer } from "effect"
@@ -101,7 +101,7 @@ const exitCodeOf = (tag: string): number => {
     case "PipelineError":
     case "PluginError":
     case "RegistryError":
-    case "ValidationError":
+    case "UsageError":
     case "BackendError":
     case "ReportOptionError":
     case "UnknownNodeError":
@@ -127,10 +127,11 @@ const main = cli(process.argv).pipe(
     }
     const failure = Cause.failureOption(cause)
     if (failure._tag === "Some") {
+      // @effect/cli has already printed its own usage errors (a bad option value, a missing argument).
+      if (ValidationError.isValidationError(failure.value)) return Effect.sync(() => (process.exitCode = exitCodeOf("UsageError")))
       const error = failure.value as { _tag?: string; message?: string }
       const tag = error._tag ?? "Error"
-      // @effect/cli has already printed its own usage errors with help.
-      const print = tag === "ValidationError" ? Effect.void : Console.error(`error: ${error.message ?? String(error)}`)
+      const print = Console.error(`error: ${error.message ?? String(error)}`)
       return print.pipe(Effect.zipRight(Effect.sync(() => (process.exitCode = exitCodeOf(tag)))))
     }
     return Console.error(Cause.pretty(cause)).pipe(Effect.zipRight(Effect.sync(() => (process.exitCode = 1))))

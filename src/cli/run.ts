@@ -5,6 +5,7 @@ import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
 import type { RunResult } from "../dag/Executor.js"
 import type { Metrics } from "../domain/Artifact.js"
+import { RunIdText } from "../domain/Ids.js"
 import { formatTable } from "../store/Format.js"
 import { backendOption, defaultWorkers, loadPipeline, storeOption } from "./shared.js"
 
@@ -52,7 +53,7 @@ export const run = Command.make(
       Options.withDescription("worker threads for training and generation, so independent nodes use every core (0: all on the main thread)"),
       Options.withDefault(defaultWorkers)
     ),
-    runId: Options.text("run-id").pipe(Options.withDescription("the id to give this run"), Options.optional)
+    runId: Options.text("run-id").pipe(Options.withSchema(RunIdText), Options.withDescription("the id to give this run"), Options.optional)
   },
   (o) =>
     Effect.gen(function* () {

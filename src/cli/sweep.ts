@@ -8,6 +8,7 @@ import { Console, Effect, Option, Schema } from "effect"
 import type { SweepResult } from "../dag/SweepRunner.js"
 import { formatNumber, formatTable } from "../store/Format.js"
 import type { QueryResult } from "../store/ResultsStore.js"
+import { RunIdText } from "../domain/Ids.js"
 import * as ReadModel from "../store/ReadModel.js"
 import { backendOption, defaultWorkers, storeOption } from "./shared.js"
 
@@ -83,7 +84,7 @@ export const sweep = Command.make(
       Options.withDescription("worker threads for training and generation (0: all on the main thread)"),
       Options.withDefault(defaultWorkers)
     ),
-    sweepId: Options.text("sweep-id").pipe(Options.withDescription("the id to give this sweep"), Options.optional)
+    sweepId: Options.text("sweep-id").pipe(Options.withSchema(RunIdText), Options.withDescription("the id to give this sweep"), Options.optional)
   },
   (o) =>
     Effect.gen(function* () {

@@ -17,5 +17,15 @@ export type NodeId = typeof NodeId.Type
 export const CacheKey = Schema.String.pipe(Schema.pattern(/^[0-9a-f]{64}$/), Schema.brand("CacheKey"))
 export type CacheKey = typeof CacheKey.Type
 
+/**
+ * A run or sweep id a user gives (`--run-id`, `--sweep-id`): it names export folders and report files,
+ * so it is one path segment: letters, digits, '_', '-' and '.', not starting with '.'.
+ */
+export const RunIdText = Schema.String.pipe(
+  Schema.pattern(/^[A-Za-z0-9_][A-Za-z0-9_.-]*$/, {
+    message: () => "an id is letters, digits, '_', '-' and '.', starting with a letter, digit or '_'"
+  })
+)
+
 export const RunId = Schema.String.pipe(Schema.brand("RunId"))
 export type RunId = typeof RunId.Type

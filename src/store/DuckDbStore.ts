@@ -222,7 +222,7 @@ const openError = (file: string, readOnly: boolean, cause: unknown): ResultsStor
   if (readOnly && !fs.existsSync(file)) {
     return new ResultsStoreError({
       path: file,
-      message: `no results store at ${file}: run a pipeline first, or pass the right --results path`,
+      message: `no results store at ${file}: run a pipeline first, or give the store that holds it with --store <dir>`,
       cause
     })
   }
