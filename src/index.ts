@@ -2,7 +2,20 @@
  * The public SDK: what pipelines-as-code and plugins import. Node kinds and plugins, the pipeline
  * builder and loader, the executor and its services, the objectives, and the artifact types.
  */
-export type { Artifact, Dataset, Features, Metrics, Model, PortType, SoftLabels, Split, SplitName, Weight } from "./domain/Artifact.js"
+export type {
+  Artifact,
+  Dataset,
+  Features,
+  Metrics,
+  Model,
+  PortType,
+  SoftLabels,
+  Split,
+  SplitName,
+  TextCorpus,
+  Tokenizer,
+  Weight
+} from "./domain/Artifact.js"
 export { featureSize, parameterCount } from "./domain/Artifact.js"
 export { deriveSeed, makeRng, permutation } from "./domain/Random.js"
 export type { Rng } from "./domain/Random.js"
@@ -20,6 +33,11 @@ export { EvaluateKind, EvaluateParams } from "./nodes/evaluate.js"
 export { FeaturesKind } from "./nodes/features.js"
 export { EnsembleKind, EvaluateSoftKind } from "./nodes/ensemble.js"
 export { MutualKind } from "./nodes/mutual.js"
+export { TextKind, TextParams } from "./nodes/text.js"
+export { TokenizerKind, TokenizerParams } from "./nodes/tokenizer.js"
+export { decode, encode, load as loadTokenizer, save as saveTokenizer } from "./tokenizer/Tokenizer.js"
+export { bytesTokenizer } from "./tokenizer/Bytes.js"
+export { trainBpe } from "./tokenizer/Bpe.js"
 
 export type { Pipeline, PipelineDoc, ResolvedNode } from "./pipeline/Pipeline.js"
 export { PipelineError } from "./pipeline/Pipeline.js"
