@@ -53,9 +53,9 @@ interface Doc {
   readonly id: string
   readonly file: string
   readonly line: number
-  text: string
-  prompt?: string
-  completion?: string
+  readonly text: string
+  readonly prompt?: string
+  readonly completion?: string
   readonly answer?: string | null
   readonly rationale?: string | null
   readonly metadata?: Readonly<Record<string, unknown>>
@@ -300,11 +300,10 @@ export const truncateText = (text: string, max: number): string => {
   return text.slice(0, high >= 0xd800 && high <= 0xdbff ? max - 1 : max)
 }
 
-/** Applies `maxDocumentChars`: truncates (a record's completion, its prompt kept whole) or fails. */
-const enforceLimit = (doc: Doc, max: number, onLong: "truncate" | "fail"): Effect.Effect<boolean, DataError> => {
-  if (doc.text.length <= max) return Effect.succeed(false)
-  const over = doc.text.slice(0, max + 1)
-  const line = doc.line + (over.match(/\n/g)?.length ?? 0)
+/** Applies `maxDocumentChars`: the document as it is, truncated (a record's completion, its prompt kept whole), or an error. */
+const enforceLimit = (doc: Doc, max: number, onLong: "truncate" | "fail"): Effect.Effect<Doc, DataError> => {
+  if (doc.text.length <= max) return Effect.succeed(doc)
+  const line = doc.line + (doc.text.slice(0, max + 1).match(/\n/g)?.length ?? 0)
   const where = { file: doc.file, line }
   if (onLong === "fail") {
     return Effect.fail(
@@ -315,18 +314,14 @@ const enforceLimit = (doc: Doc, max: number, onLong: "truncate" | "fail"): Effec
       )
     )
   }
-  if (doc.prompt !== undefined) {
-    if (doc.prompt.length >= max) {
-      return Effect.fail(
-        DataError.at(where, `the prompt of document '${doc.id}' alone has ${doc.prompt.length} characters, over maxDocumentChars ${max}; truncating would leave no completion`)
-      )
-    }
-    doc.completion = truncateText(doc.completion ?? "", max - doc.prompt.length)
-    doc.text = doc.prompt + doc.completion
-  } else {
-    doc.text = truncateText(doc.text, max)
+  if (doc.prompt === undefined) return Effect.succeed({ ...doc, text: truncateText(doc.text, max) })
+  if (doc.prompt.length >= max) {
+    return Effect.fail(
+      DataError.at(where, `the prompt of document '${doc.id}' alone has ${doc.prompt.length} characters, over maxDocumentChars ${max}; truncating would leave no completion`)
+    )
   }
-  return Effect.succeed(true)
+  const completion = truncateText(doc.completion ?? "", max - doc.prompt.length)
+  return Effect.succeed({ ...doc, completion, text: doc.prompt + completion })
 }
 
 /** `ceil(fraction * n)`, ignoring float noise. */
@@ -389,14 +384,16 @@ export const loadTextCorpus = (
 ): Effect.Effect<{ readonly corpus: TextCorpus; readonly truncated: number }, DataError> =>
   Effect.gen(function* () {
     const all = yield* sourceDocuments(options)
-    // Brown's documents are shared by every load in the process: truncation works on copies.
-    const docs = evenlySpaced(all, options.limit).map((doc) => ({ ...doc }))
+    const kept = evenlySpaced(all, options.limit)
+    let docs = kept
     if (docs.length === 0 || docs.every((doc) => doc.text === "")) {
       return yield* DataError.at({ file: sourceLabel(options) }, "the corpus is empty: no document has any text")
     }
     let truncated = 0
-    if (options.maxDocumentChars !== undefined) {
-      for (const doc of docs) if (yield* enforceLimit(doc, options.maxDocumentChars, options.onLong)) truncated++
+    const max = options.maxDocumentChars
+    if (max !== undefined) {
+      docs = yield* Effect.forEach(docs, (doc) => enforceLimit(doc, max, options.onLong))
+      truncated = docs.filter((doc, i) => doc !== kept[i]).length
     }
     const ids = docs.map((doc) => doc.id)
     const splits = splitDocuments(ids, options, options.seed)

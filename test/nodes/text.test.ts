@@ -14,7 +14,7 @@ import { Executor } from "../../src/dag/Executor.js"
 import { Reporter } from "../../src/dag/Reporter.js"
 import { builtinRegistry } from "../../src/nodes/builtins.js"
 import { TextParams } from "../../src/nodes/text.js"
-import { TokenizerParams } from "../../src/nodes/tokenizer.js"
+import { TokenizerParams, trainingTexts } from "../../src/nodes/tokenizer.js"
 import { loadPipelineFile } from "../../src/pipeline/Yaml.js"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
 import { decode, encode } from "../../src/tokenizer/Tokenizer.js"
@@ -103,6 +103,23 @@ describe("text -> tokenizer pipeline", () => {
       assert.match(error.message, /node 'bpe': type: bpe trains on a corpus: wire a text node to the corpus input/)
     }).pipe(Effect.provide(TestLayer))
   )
+
+  it("maxTrainChars takes train documents in a seeded order up to the limit", () => {
+    const texts = Array.from({ length: 20 }, (_, i) => `document ${i} `.repeat(10))
+    const corpus = {
+      _tag: "TextCorpus" as const,
+      name: "t",
+      ids: texts.map((_, i) => String(i)),
+      texts,
+      splits: { train: Int32Array.from({ length: 16 }, (_, i) => i), validation: Int32Array.of(16, 17), test: Int32Array.of(18, 19) }
+    }
+    assert.strictEqual(trainingTexts(corpus, undefined, 1).length, 16)
+    const a = trainingTexts(corpus, 300, 1)
+    assert.deepStrictEqual(trainingTexts(corpus, 300, 1), a)
+    assert.strictEqual(a.length, 3) // 110 to 120 characters each: stops once 300 are reached
+    assert.isTrue(a.every((t) => texts.indexOf(t) < 16))
+    assert.notDeepEqual(trainingTexts(corpus, 300, 2), a)
+  })
 
   it("params are checked before anything runs", () => {
     const tokenizer = Schema.decodeUnknownEither(TokenizerParams)
