@@ -15,6 +15,12 @@
  * key, so a key never names bytes that were not written; a crash in between leaves only an
  * unreferenced artifact for `gc`. Temp files left by a killed process are never listed, and are removed
  * when a store is opened.
+ *
+ * Reads are verified: `get` checks the bytes' sha256 against the artifact id. Bytes that do not match
+ * (flipped, truncated) are quarantined: moved to `<dir>/quarantine/<id>.<time>` with a line in
+ * `<dir>/quarantine/events.jsonl` (what, which key, why, when), and the key is dropped, so the node is a
+ * cache miss and the run recomputes it. `quarantine(key, reason)` does the same for bytes that hash
+ * right but do not decode.
  */
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
@@ -49,6 +55,15 @@ export interface KeyEntry extends ArtifactMeta {
   readonly key: CacheKey
 }
 
+/** One quarantined artifact: what was moved aside, and why. */
+export interface QuarantineEvent {
+  readonly artifactId: string
+  readonly key: string
+  readonly node: string
+  readonly reason: string
+  readonly at: string
+}
+
 /** One stored artifact, as listed by `artifacts()`. */
 export interface ArtifactEntry {
   readonly artifactId: string
@@ -75,14 +90,18 @@ export interface ArtifactBackend {
   readonly writeBlob: (id: string, bytes: Uint8Array) => Effect.Effect<void, ArtifactStoreError>
   readonly deleteBlob: (id: string) => Effect.Effect<boolean, ArtifactStoreError>
   readonly listBlobs: Effect.Effect<ReadonlyArray<ArtifactEntry>, ArtifactStoreError>
+  /** Moves the bytes out of the store (kept for inspection where the backend can) and logs the event. */
+  readonly quarantineBlob: (event: QuarantineEvent) => Effect.Effect<void, ArtifactStoreError>
+  readonly quarantined: Effect.Effect<ReadonlyArray<QuarantineEvent>, ArtifactStoreError>
 }
 
 export interface ArtifactStoreService {
   /** The store's directory, or undefined for the in-memory store. */
   readonly root: string | undefined
   /**
-   * The bytes cached under `key`; None when the key is unknown or its artifact was removed. The memory
-   * backend returns its stored array: decode it, never write to it.
+   * The bytes cached under `key`; None when the key is unknown, its artifact was removed, or its bytes
+   * do not hash to their id (then they are quarantined). The memory backend returns its stored array:
+   * decode it, never write to it.
    */
   readonly get: (key: CacheKey) => Effect.Effect<Option.Option<Uint8Array>, ArtifactStoreError>
   /** Caches `bytes` under `key` (replacing what the key named before); equal bytes are stored once. */
@@ -102,6 +121,10 @@ export interface ArtifactStoreService {
   readonly removeArtifact: (artifactId: string) => Effect.Effect<boolean, ArtifactStoreError>
   /** Removes a key (not its bytes). True when the key existed. */
   readonly removeKey: (key: CacheKey) => Effect.Effect<boolean, ArtifactStoreError>
+  /** Quarantines what `key` names (bytes that cannot be used, e.g. that do not decode) and drops the key. */
+  readonly quarantine: (key: CacheKey, reason: string) => Effect.Effect<void, ArtifactStoreError>
+  /** Every quarantine so far, oldest first. */
+  readonly quarantined: () => Effect.Effect<ReadonlyArray<QuarantineEvent>, ArtifactStoreError>
 }
 
 /** sha256 hex of the bytes: the artifact id. */
@@ -124,10 +147,28 @@ export const make = (backend: ArtifactBackend): ArtifactStoreService => {
     return yield* backend.readMeta(key)
   })
 
+  const setAside = (key: CacheKey, found: ArtifactMeta, reason: string) =>
+    Effect.gen(function*() {
+      const now = yield* Clock.currentTimeMillis
+      yield* backend.quarantineBlob({ artifactId: found.artifactId, key, node: found.node, reason, at: new Date(now).toISOString() })
+      yield* backend.deleteMeta(key)
+    })
+
   const get = Effect.fn("ArtifactStore.get")(function*(key: CacheKey) {
     const found = yield* meta(key)
     if (Option.isNone(found)) return Option.none<Uint8Array>()
-    return yield* backend.readBlob(found.value.artifactId)
+    const bytes = yield* backend.readBlob(found.value.artifactId)
+    if (Option.isNone(bytes)) return bytes
+    const actual = artifactIdOf(bytes.value)
+    if (actual === found.value.artifactId) return bytes
+    const size = bytes.value.byteLength === found.value.size ? `${bytes.value.byteLength} bytes` : `${bytes.value.byteLength} bytes of ${found.value.size}`
+    yield* setAside(key, found.value, `sha256 mismatch: ${size} hash to ${actual.slice(0, 12)}, not ${found.value.artifactId.slice(0, 12)}`)
+    return Option.none<Uint8Array>()
+  })
+
+  const quarantine = Effect.fn("ArtifactStore.quarantine")(function*(key: CacheKey, reason: string) {
+    const found = yield* meta(key)
+    if (Option.isSome(found)) yield* setAside(key, found.value, reason)
   })
 
   const has = Effect.fn("ArtifactStore.has")(function*(key: CacheKey) {
@@ -175,7 +216,7 @@ export const make = (backend: ArtifactBackend): ArtifactStoreService => {
     return yield* backend.deleteMeta(key)
   })
 
-  return { root: backend.root, get, put, has, meta, keys, artifacts, removeArtifact, removeKey }
+  return { root: backend.root, get, put, has, meta, keys, artifacts, removeArtifact, removeKey, quarantine, quarantined: () => backend.quarantined }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -185,6 +226,7 @@ export const make = (backend: ArtifactBackend): ArtifactStoreService => {
 export const makeMemoryBackend = (): ArtifactBackend => {
   const metas = new Map<string, ArtifactMeta>()
   const blobs = new Map<string, Uint8Array>()
+  const events: Array<QuarantineEvent> = []
   return {
     root: undefined,
     readMeta: (key) => Effect.sync(() => Option.fromNullable(metas.get(key))),
@@ -195,7 +237,13 @@ export const makeMemoryBackend = (): ArtifactBackend => {
     hasBlob: (id) => Effect.sync(() => blobs.has(id)),
     writeBlob: (id, bytes) => Effect.sync(() => void blobs.set(id, bytes.slice())),
     deleteBlob: (id) => Effect.sync(() => blobs.delete(id)),
-    listBlobs: Effect.sync(() => [...blobs].map(([artifactId, bytes]) => ({ artifactId, size: bytes.byteLength })))
+    listBlobs: Effect.sync(() => [...blobs].map(([artifactId, bytes]) => ({ artifactId, size: bytes.byteLength }))),
+    quarantineBlob: (event) =>
+      Effect.sync(() => {
+        blobs.delete(event.artifactId)
+        events.push(event)
+      }),
+    quarantined: Effect.sync(() => [...events])
   }
 }
 
@@ -291,6 +339,8 @@ export const openFileSystemBackend = (dir: string): Effect.Effect<ArtifactBacken
   const root = path.resolve(dir)
   const artifactsDir = path.join(root, "artifacts")
   const keysDir = path.join(root, "keys")
+  const quarantineDir = path.join(root, "quarantine")
+  const eventsFile = path.join(quarantineDir, "events.jsonl")
   const blobPath = (id: string) => path.join(artifactsDir, id.slice(0, 2), id)
   const keyPath = (key: string) => path.join(keysDir, `${key}.json`)
 
@@ -371,6 +421,23 @@ export const openFileSystemBackend = (dir: string): Effect.Effect<ArtifactBacken
         }
       }
       return entries
+    }),
+    quarantineBlob: (event) =>
+      fsTry(quarantineDir, "quarantine an artifact in", async () => {
+        await fs.mkdir(quarantineDir, { recursive: true })
+        const aside = path.join(quarantineDir, `${event.artifactId}.${event.at.replace(/[:.]/g, "-")}`)
+        await orMissing(() => fs.rename(blobPath(event.artifactId), aside), undefined)
+        await fs.appendFile(eventsFile, JSON.stringify(event) + "\n")
+      }),
+    quarantined: fsTry(eventsFile, "read", async () => {
+      const text = await orMissing(() => fs.readFile(eventsFile, "utf8"), "")
+      return text.split("\n").filter((l) => l.trim() !== "").flatMap((l) => {
+        try {
+          return [JSON.parse(l) as QuarantineEvent]
+        } catch {
+          return [] // a line cut short by a crash
+        }
+      })
     })
   }
 

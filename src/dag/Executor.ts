@@ -140,10 +140,24 @@ export class Executor extends Context.Tag("distillery/Executor")<
       // Keys being computed right now, shared by every run in this process (sweep trials dedupe here).
       const inflight = new Map<string, Deferred.Deferred<StoredResult, NodeError>>()
 
+      /**
+       * The cached result of `key`. A miss when there is none, and also when its bytes cannot be used:
+       * the store quarantines bytes that fail their sha256 check, and bytes that do not decode are
+       * quarantined here; the node is then recomputed and the entry rewritten.
+       */
       const lookup = (key: CacheKeyType) =>
         artifacts.get(key).pipe(
-          Effect.map(Option.map((bytes) => decodeArtifact(bytes) as StoredResult)),
-          // An unreadable cache entry is treated as a miss: the node is recomputed and the entry rewritten.
+          Effect.flatMap(Option.match({
+            onNone: () => Effect.succeed(Option.none<StoredResult>()),
+            onSome: (bytes) =>
+              Effect.try(() => Option.some(decodeArtifact(bytes) as StoredResult)).pipe(
+                Effect.catchAll((e) =>
+                  artifacts.quarantine(key, `does not decode: ${e.error instanceof Error ? e.error.message : String(e.error)}`).pipe(
+                    Effect.as(Option.none<StoredResult>())
+                  )
+                )
+              )
+          })),
           Effect.catchAll(() => Effect.succeed(Option.none<StoredResult>()))
         )
 
@@ -360,10 +374,12 @@ export class Executor extends Context.Tag("distillery/Executor")<
                   reporter.started(node.id, node.kind.kind)
                   reporter.finished(node.id, "cached", 0)
                   outcomes.set(node.id, { id: node.id, kind: node.kind.kind, key, status: "cached", durationMs: 0 })
+                  // Read when a node that computes needs it after all (its own cached result turned out
+                  // unusable); should these bytes be unusable too, the node is computed then.
                   const read = yield* Effect.cached(
                     lookup(key).pipe(
                       Effect.flatMap(Option.match({
-                        onNone: () => Effect.fail(new NodeError({ node: node.id, kind: node.kind.kind, message: `its cached result ${key.slice(0, 12)} can no longer be read; run again to recompute it` })),
+                        onNone: () => Effect.map(obtain(pipeline, node, key, inputs, true), (o) => o.result),
                         onSome: Effect.succeed
                       }))
                     )

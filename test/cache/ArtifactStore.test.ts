@@ -40,6 +40,42 @@ for (const [name, layer] of backends) {
       assert.isTrue(yield* store.has(key("a")))
     }))
 
+    test("bytes that do not match their sha256 are quarantined: a miss, the key dropped, the event recorded", Effect.gen(function*() {
+      const store = yield* ArtifactStore
+      const data = bytes(1, 2, 3, 4, 5, 6, 7, 8)
+      const { artifactId } = yield* store.put(key("e"), data, info)
+      // Flip a byte where the bytes live (the memory store hands out its own array).
+      if (store.root === undefined) Option.getOrThrow(yield* store.get(key("e")))[3] ^= 0xff
+      else {
+        const file = path.join(store.root, "artifacts", artifactId.slice(0, 2), artifactId)
+        const onDisk = fs.readFileSync(file)
+        onDisk[3]! ^= 0xff
+        fs.writeFileSync(file, onDisk)
+      }
+      assert.isTrue(Option.isNone(yield* store.get(key("e"))))
+      assert.isFalse(yield* store.has(key("e")))
+      const events = yield* store.quarantined()
+      assert.strictEqual(events.length, 1)
+      assert.strictEqual(events[0]!.artifactId, artifactId)
+      assert.strictEqual(events[0]!.key, key("e"))
+      assert.match(events[0]!.reason, /sha256 mismatch/)
+      if (store.root !== undefined) {
+        const aside = fs.readdirSync(path.join(store.root, "quarantine")).filter((f) => f.startsWith(artifactId))
+        assert.strictEqual(aside.length, 1, "the bytes are kept aside for inspection")
+      }
+      // Written again, it reads again.
+      yield* store.put(key("e"), data, info)
+      assert.deepStrictEqual(Array.from(Option.getOrThrow(yield* store.get(key("e")))), Array.from(data))
+    }))
+
+    test("quarantine(key, reason) sets aside bytes that hash right but cannot be used", Effect.gen(function*() {
+      const store = yield* ArtifactStore
+      yield* store.put(key("f"), bytes(1, 2), info)
+      yield* store.quarantine(key("f"), "does not decode")
+      assert.isFalse(yield* store.has(key("f")))
+      assert.deepStrictEqual((yield* store.quarantined()).map((e) => e.reason), ["does not decode"])
+    }))
+
     test("a missing key is None", Effect.gen(function*() {
       const store = yield* ArtifactStore
       assert.isTrue(Option.isNone(yield* store.get(key("b"))))

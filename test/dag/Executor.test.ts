@@ -1,8 +1,11 @@
 import { assert, describe, it } from "@effect/vitest"
-import { Effect, Either, Fiber, Layer } from "effect"
+import { Effect, Either, Fiber, Layer, Option } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
 import { TfBackend } from "../../src/backend/TfBackend.js"
 import { ArtifactStore } from "../../src/cache/ArtifactStore.js"
-import { Executor } from "../../src/dag/Executor.js"
+import { Executor, pipelineCacheKeys } from "../../src/dag/Executor.js"
 import { Reporter } from "../../src/dag/Reporter.js"
 import type { Pipeline } from "../../src/pipeline/Pipeline.js"
 import { parseYaml } from "../../src/pipeline/Yaml.js"
@@ -99,6 +102,59 @@ nodes:
       const again = rerun.nodes.find((n) => n.id === "total")!.result!.outputs.out
       assert.strictEqual(again?._tag === "Metrics" ? again.values.value : -1, 4950)
     }).pipe(Effect.provide(TestLayer))
+  )
+
+  it.live("unusable cached bytes are quarantined and recomputed, and the run goes on", () =>
+    Effect.gen(function* () {
+      const bulk = pipelineOf(`
+name: bulk
+nodes:
+  - { id: data, kind: bulk, params: { n: 50 } }
+  - { id: total, kind: total, inputs: { a: data } }
+`)
+      const executor = yield* Executor
+      const artifacts = yield* ArtifactStore
+      yield* executor.run(bulk)
+      const keys = pipelineCacheKeys(bulk)
+      const fileOf = (node: string) =>
+        Effect.map(artifacts.meta(keys.get(node)!), (m) => path.join(artifacts.root!, "artifacts", Option.getOrThrow(m).artifactId.slice(0, 2), Option.getOrThrow(m).artifactId))
+      // A flipped byte in total's result: its sha256 no longer matches.
+      const totalFile = yield* fileOf("total")
+      const flipped = fs.readFileSync(totalFile)
+      flipped[flipped.length - 1]! ^= 0x01
+      fs.writeFileSync(totalFile, flipped)
+      executions.length = 0
+      const healed = yield* executor.run(bulk)
+      assert.deepStrictEqual(Object.fromEntries(healed.nodes.map((n) => [n.id, n.status])), { data: "cached", total: "executed" })
+      const total = healed.nodes.find((n) => n.id === "total")!.result!.outputs.out
+      assert.strictEqual(total?._tag === "Metrics" ? total.values.value : -1, 1225)
+      // A cut-short dataset artifact (it hashes, as the store is told, but does not decode).
+      const dataFile = yield* fileOf("data")
+      const meta = Option.getOrThrow(yield* artifacts.meta(keys.get("data")!))
+      const cut = fs.readFileSync(dataFile).subarray(0, 40)
+      yield* artifacts.removeKey(keys.get("data")!)
+      const put = yield* artifacts.put(keys.get("data")!, new Uint8Array(cut), { node: "data", kind: "bulk" })
+      assert.notStrictEqual(put.artifactId, meta.artifactId)
+      const again = yield* executor.run(bulk, { rerun: ["total"] })
+      assert.deepStrictEqual(Object.fromEntries(again.nodes.map((n) => [n.id, n.status])), { data: "executed", total: "executed" })
+      const events = yield* artifacts.quarantined()
+      assert.deepStrictEqual(events.map((e) => e.node), ["total", "data"])
+      assert.match(events[0]!.reason, /sha256 mismatch/)
+      assert.match(events[1]!.reason, /does not decode/)
+    }).pipe(
+      Effect.provide(
+        Executor.layer.pipe(
+          Layer.provideMerge(
+            Layer.mergeAll(
+              Layer.unwrapEffect(Effect.sync(() => ArtifactStore.layerFileSystem(fs.mkdtempSync(path.join(os.tmpdir(), "distillery-heal-"))))),
+              ResultsStore.layerMemory,
+              TfBackend.layer("cpu"),
+              Reporter.layerSilent
+            )
+          )
+        )
+      )
+    )
   )
 
   it.live("--force recomputes everything and --rerun recomputes a node and its dependents", () =>
