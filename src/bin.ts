@@ -27,6 +27,7 @@ import { resultsFile } from "./cli/shared.js"
 import { show } from "./cli/show.js"
 import { sweep } from "./cli/sweep.js"
 import { validate } from "./cli/validate.js"
+import { verify } from "./cli/verify.js"
 import { ResultsStore } from "./store/ResultsStore.js"
 
 const loadCompute = Effect.promise(() =>
@@ -88,6 +89,10 @@ const distillery = Command.make("distillery", {}).pipe(
     exportCommand.pipe(Command.provide((o) => readLayer(o.store))),
     gc.pipe(Command.provide((o) => Layer.merge(ArtifactStore.layerFileSystem(o.store), readLayer(o.store)))),
     report.pipe(Command.provide((o) => readLayer(o.store))),
+    // Read-only unless repairing: marking a run interrupted writes.
+    verify.pipe(Command.provide((o) =>
+      Layer.merge(ArtifactStore.layerFileSystem(o.store), ResultsStore.layer(resultsFile(o.store), { readOnly: !o.repair }))
+    )),
     schema,
     init
   ])
@@ -95,7 +100,10 @@ const distillery = Command.make("distillery", {}).pipe(
 
 const cli = Command.run(distillery, { name: "distillery", version: "0.1.0" })
 
-/** Exit codes: 1 failure, 2 bad input (pipeline, params, usage), 3 a node failed, 4 bad query, 130 interrupted. */
+/**
+ * Exit codes: 1 failure, 2 bad input (pipeline, params, usage), 3 a node failed, 4 bad query, 5 `verify`
+ * found problems (with `--repair`: problems it could not mend), 130 interrupted.
+ */
 const exitCodeOf = (tag: string): number => {
   switch (tag) {
     case "PipelineError":
@@ -113,6 +121,8 @@ const exitCodeOf = (tag: string): number => {
     case "QueryError":
     case "UnknownRunError":
       return 4
+    case "VerifyFailedError":
+      return 5
     default:
       return 1
   }

@@ -21,6 +21,9 @@
  * `<dir>/quarantine/events.jsonl` (what, which key, why, when), and the key is dropped, so the node is a
  * cache miss and the run recomputes it. `quarantine(key, reason)` does the same for bytes that hash
  * right but do not decode.
+ *
+ * `distillery verify` audits the files themselves: `keyNames` lists key files whether or not they parse,
+ * `readArtifact` reads bytes without checking (or quarantining) them, `tempFiles` lists writes in flight.
  */
 import { createHash, randomBytes } from "node:crypto"
 import * as fs from "node:fs/promises"
@@ -84,6 +87,10 @@ export interface ArtifactBackend {
   readonly writeMeta: (key: string, meta: ArtifactMeta) => Effect.Effect<void, ArtifactStoreError>
   readonly deleteMeta: (key: string) => Effect.Effect<boolean, ArtifactStoreError>
   readonly listMeta: Effect.Effect<ReadonlyArray<KeyEntry>, ArtifactStoreError>
+  /** Every key with a key file, whether or not the file parses. */
+  readonly listKeyNames: Effect.Effect<ReadonlyArray<string>, ArtifactStoreError>
+  /** Temp files of writes not yet renamed into place, relative to `root`. */
+  readonly listTemps: Effect.Effect<ReadonlyArray<string>, ArtifactStoreError>
   readonly readBlob: (id: string) => Effect.Effect<Option.Option<Uint8Array>, ArtifactStoreError>
   readonly hasBlob: (id: string) => Effect.Effect<boolean, ArtifactStoreError>
   /** Stores the bytes under `id`; only called when `hasBlob(id)` was false. */
@@ -117,6 +124,15 @@ export interface ArtifactStoreService {
   readonly keys: () => Effect.Effect<ReadonlyArray<KeyEntry>, ArtifactStoreError>
   /** Every stored artifact, sorted by id (some may be named by no key: `gc` removes those). */
   readonly artifacts: () => Effect.Effect<ReadonlyArray<ArtifactEntry>, ArtifactStoreError>
+  /** Every key that has a key file, sorted, including files `meta` rejects as corrupt (for `verify`). */
+  readonly keyNames: () => Effect.Effect<ReadonlyArray<CacheKey>, ArtifactStoreError>
+  /** The bytes stored as `artifactId`, as they are: not checked against their sha256, never quarantined (for `verify`). */
+  readonly readArtifact: (artifactId: string) => Effect.Effect<Option.Option<Uint8Array>, ArtifactStoreError>
+  /**
+   * Temp files present now, relative to the store's root: writes in flight (those of killed processes
+   * are removed whenever a store is opened).
+   */
+  readonly tempFiles: () => Effect.Effect<ReadonlyArray<string>, ArtifactStoreError>
   /** Removes the bytes; keys naming them then miss. True when something was removed. */
   readonly removeArtifact: (artifactId: string) => Effect.Effect<boolean, ArtifactStoreError>
   /** Removes a key (not its bytes). True when the key existed. */
@@ -216,7 +232,32 @@ export const make = (backend: ArtifactBackend): ArtifactStoreService => {
     return yield* backend.deleteMeta(key)
   })
 
-  return { root: backend.root, get, put, has, meta, keys, artifacts, removeArtifact, removeKey, quarantine, quarantined: () => backend.quarantined }
+  const keyNames = Effect.fn("ArtifactStore.keyNames")(function*() {
+    const names = yield* backend.listKeyNames
+    return names.filter((k) => HEX64.test(k)).sort() as ReadonlyArray<string> as ReadonlyArray<CacheKey>
+  })
+
+  const readArtifact = Effect.fn("ArtifactStore.readArtifact")(function*(artifactId: string) {
+    yield* checkHex("artifact id", artifactId)
+    return yield* backend.readBlob(artifactId)
+  })
+
+  return {
+    root: backend.root,
+    get,
+    put,
+    has,
+    meta,
+    keys,
+    artifacts,
+    keyNames,
+    readArtifact,
+    tempFiles: () => backend.listTemps,
+    removeArtifact,
+    removeKey,
+    quarantine,
+    quarantined: () => backend.quarantined
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -233,6 +274,8 @@ export const makeMemoryBackend = (): ArtifactBackend => {
     writeMeta: (key, meta) => Effect.sync(() => void metas.set(key, meta)),
     deleteMeta: (key) => Effect.sync(() => metas.delete(key)),
     listMeta: Effect.sync(() => [...metas].map(([key, meta]) => ({ key: key as CacheKey, ...meta }))),
+    listKeyNames: Effect.sync(() => [...metas.keys()]),
+    listTemps: Effect.succeed([]),
     readBlob: (id) => Effect.sync(() => Option.fromNullable(blobs.get(id))),
     hasBlob: (id) => Effect.sync(() => blobs.has(id)),
     writeBlob: (id, bytes) => Effect.sync(() => void blobs.set(id, bytes.slice())),
@@ -386,6 +429,19 @@ export const openFileSystemBackend = (dir: string): Effect.Effect<ArtifactBacken
         const meta = metas[i]!
         return Option.isSome(meta) ? [{ key: key as CacheKey, ...meta.value }] : []
       })
+    }),
+    listKeyNames: fsTry(keysDir, "list", async () => {
+      const names = await orMissing(() => fs.readdir(keysDir), [] as Array<string>)
+      return names.filter((n) => n.endsWith(".json") && !n.startsWith(TEMP_PREFIX)).map((n) => n.slice(0, -5))
+    }),
+    listTemps: fsTry(root, "list temp files in", async () => {
+      const temps = (dir: string) =>
+        orMissing(() => fs.readdir(path.join(root, dir)), [] as Array<string>).then((names) =>
+          names.filter((n) => n.startsWith(TEMP_PREFIX)).map((n) => path.join(dir, n))
+        )
+      const shards = (await orMissing(() => fs.readdir(artifactsDir), [] as Array<string>)).filter((s) => /^[0-9a-f]{2}$/.test(s))
+      const found = await Promise.all([temps("keys"), ...shards.map((s) => temps(path.join("artifacts", s)))])
+      return found.flat().sort()
     }),
     readBlob: (id) => {
       const file = blobPath(id)

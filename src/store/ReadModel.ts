@@ -1,5 +1,5 @@
 /**
- * The read model of the results store: every question `show`, `ls`, `export`, `explain`, `gc` and the
+ * The read model of the results store: every question `show`, `ls`, `export`, `explain`, `gc`, `verify` and the
  * report ask of recorded results, each one function over the `ResultsStore` service, so that the SQL
  * reading results lives here (the `query` verb runs the user's own). Which run or sweep an id names is
  * decided once, by `resolveTarget`, for every verb.
@@ -237,6 +237,18 @@ export const run = Effect.fn("ReadModel.run")(function*(runId: string) {
   return Option.fromNullable(runRecords(r)[0])
 })
 
+/** Runs whose status is still `running`: being run now, or left so by a process that was killed. */
+export const runsLeftRunning = Effect.fn("ReadModel.runsLeftRunning")(function*() {
+  return runRecords(yield* query(`SELECT ${RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY started_at, run_id`))
+})
+
+/** Sweeps whose status is still `running`; none when the store has no sweeps table. */
+export const sweepsLeftRunning = Effect.fn("ReadModel.sweepsLeftRunning")(function*() {
+  if (!(yield* hasTable("sweeps"))) return [] as ReadonlyArray<string>
+  const r = yield* query("SELECT sweep_id FROM sweeps WHERE status = 'running' ORDER BY started_at, sweep_id")
+  return r.rows.map((row) => text(row[0])) as ReadonlyArray<string>
+})
+
 /** The runs of a sweep's trials, by trial. */
 export const sweepRuns = Effect.fn("ReadModel.sweepRuns")(function*(sweepId: string) {
   return runRecords(yield* query(`SELECT ${RUN_COLUMNS} FROM runs WHERE sweep_id = $1 ORDER BY trial, started_at`, [sweepId]))
@@ -310,6 +322,33 @@ export const nodeStatusCounts = Effect.fn("ReadModel.nodeStatusCounts")(function
 export const referencedCacheKeys = Effect.fn("ReadModel.referencedCacheKeys")(function*() {
   const r = yield* query("SELECT DISTINCT cache_key FROM nodes")
   return new Set(r.rows.map((row) => text(row[0]))) as ReadonlySet<string>
+})
+
+/** A cache key that recorded results name, with the runs that name it (what `verify` checks). */
+export interface RecordedResult {
+  readonly cacheKey: CacheKey
+  readonly nodeId: string
+  readonly kind: string
+  /** The runs whose `nodes` rows name the key as executed or cached, oldest first. */
+  readonly runIds: ReadonlyArray<string>
+}
+
+/** Every cache key that some run executed or took from the cache, by key, with its node and runs. */
+export const recordedResults = Effect.fn("ReadModel.recordedResults")(function*() {
+  const r = yield* query(
+    `SELECT cache_key, min(node_id) AS node_id, min(kind) AS kind, to_json(list(DISTINCT run_id ORDER BY run_id)) AS runs
+     FROM nodes WHERE status IN ('executed', 'cached') GROUP BY cache_key ORDER BY node_id, cache_key`
+  )
+  const runs = jsonColumn(r, "runs")
+  return objects(r).map((o): RecordedResult => {
+    const ids = runs(o.runs)
+    return {
+      cacheKey: text(o.cache_key) as CacheKey,
+      nodeId: text(o.node_id),
+      kind: text(o.kind),
+      runIds: Array.isArray(ids) ? ids.map(text) : []
+    }
+  })
 })
 
 // ---------------------------------------------------------------------------------------------------

@@ -155,6 +155,19 @@ for (const [name, layer] of backends) {
       assert.deepStrictEqual(yield* store.artifacts(), [])
     }))
 
+    test("readArtifact reads bytes as stored, unchecked and never quarantined; keyNames lists every key", Effect.gen(function*() {
+      const store = yield* ArtifactStore
+      const { artifactId } = yield* store.put(key("b"), bytes(1, 2, 3), info)
+      yield* store.put(key("a"), bytes(1, 2, 3), info)
+      assert.deepStrictEqual(yield* store.keyNames(), [key("a"), key("b")])
+      if (store.root === undefined) Option.getOrThrow(yield* store.readArtifact(artifactId))[0] ^= 0xff
+      else fs.writeFileSync(path.join(store.root, "artifacts", artifactId.slice(0, 2), artifactId), bytes(254, 2, 3))
+      assert.deepStrictEqual(Array.from(Option.getOrThrow(yield* store.readArtifact(artifactId))), [254, 2, 3])
+      assert.deepStrictEqual(yield* store.quarantined(), [])
+      assert.isTrue(Option.isNone(yield* store.readArtifact("0".repeat(64))))
+      assert.deepStrictEqual(yield* store.tempFiles(), [])
+    }))
+
     test("rejects a key that is not a sha256", Effect.gen(function*() {
       const store = yield* ArtifactStore
       const error = yield* Effect.flip(store.put("../escape" as CacheKey, bytes(1), info))
@@ -212,6 +225,18 @@ describe("ArtifactStore (layerFileSystem) files", () => {
         assert.isFalse(fs.existsSync(strayKey))
         assert.isTrue(fs.existsSync(liveTemp))
         assert.deepStrictEqual(fs.readdirSync(shard).filter((n) => !n.startsWith(".tmp-")), [id])
+      })
+    ))
+
+  it.scoped("keyNames lists a key file that does not parse; tempFiles lists writes in flight", () =>
+    withDir((dir) =>
+      Effect.gen(function*() {
+        const store = yield* Effect.provide(ArtifactStore, ArtifactStore.layerFileSystem(dir))
+        fs.writeFileSync(path.join(dir, "keys", `${key("c")}.json`), "{\"key\": \"")
+        const temp = `.tmp-${key("d")}.json-${process.pid}-123456`
+        fs.writeFileSync(path.join(dir, "keys", temp), "{")
+        assert.deepStrictEqual(yield* store.keyNames(), [key("c")])
+        assert.deepStrictEqual(yield* store.tempFiles(), [path.join("keys", temp)])
       })
     ))
 

@@ -146,6 +146,29 @@ describe("ReadModel runs, nodes, metrics, examples", () => {
     }).pipe(Effect.provide(ResultsStore.layerMemory)))
 })
 
+describe("ReadModel for verify", () => {
+  it.effect("the results runs recorded, by cache key with their runs; runs and sweeps left running", () =>
+    Effect.gen(function*() {
+      const store = yield* ResultsStore
+      yield* recordRun("r1", 0.75)
+      yield* recordRun("r2", 0.8)
+      yield* store.startRun({ runId: "r3" as RunId, pipeline: "p", pipelinePath: "p.yaml", backend: "cpu" })
+      yield* store.recordNode({
+        runId: "r3" as RunId, nodeId: "eval", kind: "evaluate", kindVersion: 1, cacheKey: key("f"), params: {},
+        inputs: {}, status: "failed", durationMs: 1
+      })
+      const results = yield* ReadModel.recordedResults()
+      assert.deepStrictEqual(results.map((r) => [r.nodeId, r.cacheKey, r.runIds]), [
+        ["eval", key("er1"), ["r1"]],
+        ["eval", key("er2"), ["r2"]],
+        ["train", key("t"), ["r1", "r2"]]
+      ])
+      assert.deepStrictEqual((yield* ReadModel.runsLeftRunning()).map((r) => r.runId), ["r3"])
+      yield* startFakeSweep("sweep-z", "train.params.temperature", [1], 1)
+      assert.deepStrictEqual(yield* ReadModel.sweepsLeftRunning(), ["sweep-z"])
+    }).pipe(Effect.provide(ResultsStore.layerMemory)))
+})
+
 describe("ReadModel sweeps", () => {
   it.effect("a sweep's record, trials, trials view and summary", () =>
     Effect.gen(function*() {
