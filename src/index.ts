@@ -56,6 +56,8 @@ export type { BackendName } from "./backend/TfBackend.js"
 
 export { describeObjective, divergenceNames, objectiveLoss, ObjectiveSpec } from "./losses/Objective.js"
 export { ModelSpec } from "./models/ModelSpec.js"
+export type { GgufHeader, GgufOptions, GgufSource } from "./formats/Gguf.js"
+export { readGguf, writeGguf } from "./formats/Gguf.js"
 
 export type { Sweep, SweepDoc, SweepTrial } from "./pipeline/SweepGrammar.js"
 export { resolveSweep } from "./pipeline/SweepGrammar.js"
