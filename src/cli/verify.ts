@@ -197,7 +197,7 @@ export const verifyStore = (options: { readonly repair: boolean }) =>
         {
           kind: "run left running",
           where: `run ${run.runId} (${run.pipeline})`,
-          detail: `started ${run.startedAt ?? "?"} and never finished: its process was killed`,
+          detail: `started ${run.startedAt ?? "?"} and never finished, and no process holds the store: it was killed`,
           repair: "mark it interrupted"
         },
         results.finishRun(run.runId as RunId, "interrupted", "left running by a process that stopped (marked by distillery verify --repair)")
@@ -249,7 +249,7 @@ export const formatVerifyReport = (r: VerifyReport): string => {
   const lines: Array<string> = []
   if (r.findings.length > 0) {
     const rows = r.findings.map((f) => [f.kind, f.where, f.detail, f.repair])
-    const columns = ["problem", "where", "detail", r.repair ? "repair" : "--repair would"]
+    const columns = ["finding", "where", "detail", r.repair ? "repair" : "--repair would"]
     lines.push(formatTable({ columns, types: [], rows }, { maxCellWidth: 80, footer: false }).trimEnd())
   }
   lines.push(quarantineLine(r.quarantined))

@@ -2,14 +2,18 @@
  * `distillery verify` on a real store (two-moons-kd run through the CLI), damaged four ways: a flipped
  * byte, a truncated artifact, an artifact whose bytes were deleted, a key file that does not parse, and
  * a run row left `running`. verify names each and exits 5; `--repair` mends them; verify is then clean;
- * and a `run` recomputes exactly the damaged nodes and ends with the same metrics.
+ * and a `run` recomputes exactly the damaged nodes and ends with the same metrics. In-process: bytes
+ * that hash right but do not decode, and corrupt bytes no key names.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Layer, Option } from "effect"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import type { RunId } from "../../src/domain/Ids.js"
+import { ArtifactStore } from "../../src/cache/ArtifactStore.js"
+import { encodeArtifact } from "../../src/cache/Codec.js"
+import { formatVerifyReport, remainingProblems, verifyStore } from "../../src/cli/verify.js"
+import type { CacheKey, RunId } from "../../src/domain/Ids.js"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
 import { cli } from "../fixtures/cli.js"
 
@@ -112,4 +116,32 @@ describe("distillery verify", () => {
     assert.include(healed.stdout, "9 recorded results of 2 runs: no problems")
     assert.notInclude(healed.stdout, "results without artifacts")
   })
+})
+
+describe("verifyStore", () => {
+  it.effect("quarantines bytes that hash right but do not decode, and removes corrupt bytes no key names", () =>
+    Effect.gen(function*() {
+      const artifacts = yield* ArtifactStore
+      const good = yield* artifacts.put("a".repeat(64) as CacheKey, encodeArtifact({ w: new Float32Array([1, 2]) }), { node: "good", kind: "train" })
+      yield* artifacts.put("b".repeat(64) as CacheKey, new Uint8Array([1, 2, 3]), { node: "garbled", kind: "train" })
+      const orphan = yield* artifacts.put("c".repeat(64) as CacheKey, encodeArtifact([1]), { node: "gone", kind: "dataset" })
+      yield* artifacts.removeKey("c".repeat(64) as CacheKey)
+      Option.getOrThrow(yield* artifacts.readArtifact(orphan.artifactId))[0] ^= 0xff // the memory store's own array
+
+      const found = yield* verifyStore({ repair: false })
+      assert.deepStrictEqual(found.findings.map((f) => [f.kind, f.where.split(" (")[1] ?? f.where, f.problem]), [
+        ["undecodable artifact", "garbled)", true],
+        ["corrupt artifact", `artifact ${orphan.artifactId.slice(0, 12)}…`, true]
+      ])
+      assert.strictEqual(remainingProblems(found), 2)
+      assert.include(formatVerifyReport(found), "remove it (no key names it)")
+
+      const repaired = yield* verifyStore({ repair: true })
+      assert.strictEqual(remainingProblems(repaired), 0)
+      assert.deepStrictEqual(repaired.quarantined.map((e) => [e.node, e.reason.split(":")[0]]), [["garbled", "does not decode"]])
+      assert.deepStrictEqual((yield* artifacts.artifacts()).map((a) => a.artifactId), [good.artifactId])
+      const after = yield* verifyStore({ repair: false })
+      assert.deepStrictEqual(after.findings, [])
+      assert.include(formatVerifyReport(after), "checked 1 artifact, 1 key, 0 recorded results of 0 runs: no problems")
+    }).pipe(Effect.provide(Layer.merge(ArtifactStore.layerMemory, ResultsStore.layerMemory))))
 })
