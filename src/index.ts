@@ -6,6 +6,7 @@ export type {
   Artifact,
   Dataset,
   Features,
+  LanguageModel,
   Metrics,
   Model,
   PortType,
@@ -35,6 +36,7 @@ export { EnsembleKind, EvaluateSoftKind } from "./nodes/ensemble.js"
 export { MutualKind } from "./nodes/mutual.js"
 export { TextKind, TextParams } from "./nodes/text.js"
 export { TokenizerKind, TokenizerParams } from "./nodes/tokenizer.js"
+export { LmEvaluateKind, LmEvaluateParams, LmTrainKind, LmTrainParams } from "./nodes/lm.js"
 export { decode, encode, load as loadTokenizer, save as saveTokenizer } from "./tokenizer/Tokenizer.js"
 export { bytesTokenizer } from "./tokenizer/Bytes.js"
 export { trainBpe } from "./tokenizer/Bpe.js"

@@ -7,8 +7,9 @@
  */
 import * as tf from "@tensorflow/tfjs"
 
+/** `learningRate` is read at every step, so a learning-rate schedule may change it between steps. */
 export interface AdamHyper {
-  readonly learningRate: number
+  learningRate: number
   readonly beta1: number
   readonly beta2: number
   readonly epsilon: number
@@ -67,5 +68,13 @@ export const makeAdamOptimizer = <M>(h: AdamHyper, kernel: AdamKernel<M>): StepO
 export const tfjsAdam = (h: AdamHyper): StepOptimizer => {
   // Typed as the base class, whose applyGradients takes gradients (AdamOptimizer's says variables).
   const adam: tf.Optimizer = tf.train.adam(h.learningRate, h.beta1, h.beta2, h.epsilon)
-  return adam
+  // AdamOptimizer reads its (protected) learningRate at every step: follow `h`, which a schedule may change.
+  const rate = adam as unknown as { learningRate: number }
+  return {
+    applyGradients: (grads) => {
+      rate.learningRate = h.learningRate
+      adam.applyGradients(grads)
+    },
+    dispose: () => adam.dispose()
+  }
 }

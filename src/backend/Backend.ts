@@ -13,6 +13,7 @@ import * as tf from "@tensorflow/tfjs"
 import { installWasmConvGrads } from "./kernels/WasmConvGrads.js"
 import { installWasmDataMovementFix } from "./kernels/WasmDataMovement.js"
 import { installWasmMatMulFix } from "./kernels/WasmMatMul.js"
+import { installWasmSegmentSum } from "./kernels/WasmSegmentSum.js"
 import { installNativeConv, uninstallNativeConv } from "./kernels/NativeConv.js"
 import { installNativeMatMul, isNativeMatMulInstalled, uninstallNativeMatMul } from "./kernels/NativeMatMul.js"
 import type { NativeAddon } from "./Native.js"
@@ -60,6 +61,7 @@ const readyWasm = async (requested: string): Promise<void> => {
   installWasmMatMulFix()
   installWasmDataMovementFix()
   installWasmConvGrads()
+  installWasmSegmentSum()
 }
 
 const initWasm = async (): Promise<string> => {

@@ -5,7 +5,7 @@
  */
 
 /** The kinds of value a port can carry. */
-export const PortTypes = ["Dataset", "SoftLabels", "Model", "Metrics", "Features", "TextCorpus", "Tokenizer"] as const
+export const PortTypes = ["Dataset", "SoftLabels", "Model", "Metrics", "Features", "TextCorpus", "Tokenizer", "LanguageModel"] as const
 export type PortType = (typeof PortTypes)[number]
 
 /** One split of a dataset: N examples, features row-major (N, ...featureShape), labels (N). */
@@ -141,6 +141,21 @@ export interface Tokenizer {
   readonly pattern: "gpt2" | "none"
 }
 
+/**
+ * A trained decoder-only language model: its transformer spec, its weights and the tokenizer it reads,
+ * so that scoring, generation and export need nothing else. Apart from `Model`, whose feature shape
+ * and class count describe classifiers.
+ */
+export interface LanguageModel {
+  readonly _tag: "LanguageModel"
+  /** The transformer spec (models/TransformerSpec.ts), as plain JSON with its defaults filled in. */
+  readonly spec: unknown
+  readonly tokenizer: Tokenizer
+  readonly weights: ReadonlyArray<Weight>
+  /** How the returned weights were chosen, e.g. { checkpoint: "best", steps: 40 }. */
+  readonly info: Readonly<Record<string, string | number | boolean>>
+}
+
 export interface PortValues {
   readonly Dataset: Dataset
   readonly SoftLabels: SoftLabels
@@ -149,6 +164,7 @@ export interface PortValues {
   readonly Features: Features
   readonly TextCorpus: TextCorpus
   readonly Tokenizer: Tokenizer
+  readonly LanguageModel: LanguageModel
 }
 
 export type Artifact = PortValues[PortType]

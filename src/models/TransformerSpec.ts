@@ -7,6 +7,17 @@ import { Schema } from "effect"
 
 const PositiveInt = Schema.Int.pipe(Schema.positive())
 
+/** What is wrong with a spec's head layout, or undefined: the check every transformer spec schema applies. */
+export const shapeProblem = (s: { readonly width: number; readonly heads: number; readonly kvHeads?: number | undefined }): string | undefined => {
+  if (s.width % s.heads !== 0) return `width ${s.width} must be a multiple of heads ${s.heads}`
+  if ((s.width / s.heads) % 2 !== 0) {
+    return `head size width / heads = ${s.width / s.heads} must be even for rotary embeddings`
+  }
+  const kv = s.kvHeads ?? s.heads
+  if (s.heads % kv !== 0) return `heads ${s.heads} must be a multiple of kvHeads ${kv}`
+  return undefined
+}
+
 export const TransformerSpec = Schema.Struct({
   type: Schema.Literal("transformer"),
   vocabSize: Schema.propertySignature(PositiveInt).annotations({
@@ -38,17 +49,7 @@ export const TransformerSpec = Schema.Struct({
   normEps: Schema.optionalWith(Schema.Number.pipe(Schema.positive()), { default: () => 1e-5 }).annotations({
     description: "Epsilon added to the mean square in RMSNorm"
   })
-}).pipe(
-  Schema.filter((s) => {
-    if (s.width % s.heads !== 0) return `width ${s.width} must be a multiple of heads ${s.heads}`
-    if ((s.width / s.heads) % 2 !== 0) {
-      return `head size width / heads = ${s.width / s.heads} must be even for rotary embeddings`
-    }
-    const kv = s.kvHeads ?? s.heads
-    if (s.heads % kv !== 0) return `heads ${s.heads} must be a multiple of kvHeads ${kv}`
-    return undefined
-  })
-)
+}).pipe(Schema.filter((s) => shapeProblem(s)))
 export type TransformerSpec = typeof TransformerSpec.Type
 
 /** Sizes a spec implies, defaults filled in. */

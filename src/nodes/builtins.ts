@@ -1,7 +1,7 @@
 /**
  * The built-in node kinds, registered explicitly (no import side effects): dataset, train, generate,
  * filter, evaluate; features (a teacher layer for FitNets / RKD), ensemble and evaluate_soft
- * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data). `born_again` is a macro, expanded into these kinds
+ * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data); lm_train and lm_evaluate (language models). `born_again` is a macro, expanded into these kinds
  * before validation (pipeline/Macros.ts), not a kind.
  */
 import { Either } from "effect"
@@ -10,6 +10,7 @@ import { EnsembleKind, EvaluateSoftKind } from "./ensemble.js"
 import { EvaluateKind } from "./evaluate.js"
 import { FeaturesKind } from "./features.js"
 import { FilterKind } from "./filter.js"
+import { LmEvaluateKind, LmTrainKind } from "./lm.js"
 import { GenerateKind } from "./generate.js"
 import { MutualKind } from "./mutual.js"
 import type { AnyNodeKind } from "./NodeKind.js"
@@ -30,7 +31,9 @@ export const builtinKinds: ReadonlyArray<AnyNodeKind> = [
   EvaluateSoftKind,
   MutualKind,
   TextKind,
-  TokenizerKind
+  TokenizerKind,
+  LmTrainKind,
+  LmEvaluateKind
 ]
 
 export const builtinRegistry: KindRegistry = Either.getOrThrow(register(emptyRegistry, "built-in", builtinKinds))

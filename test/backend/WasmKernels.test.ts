@@ -91,6 +91,16 @@ describe("wasm kernel fixes", () => {
     await agree(f, 1e-3)
   })
 
+  it("UnsortedSegmentSum (the gradient of gather, e.g. an embedding table) matches cpu", async () => {
+    const table = random(7 * 5, 11)
+    const f = () => {
+      const ids = tf.tensor2d([0, 3, 3, 6, 1, 0], [2, 3], "int32")
+      return tf.grad((t: tf.Tensor) => tf.sum(tf.square(tf.gather(t, ids))))(tf.tensor2d(table, [7, 5]))
+    }
+    await agree(f, 1e-5)
+    await agree(() => tf.unsortedSegmentSum(tf.tensor2d(random(4 * 3, 12), [4, 3]), tf.tensor1d([2, 0, 2, 9], "int32"), 3))
+  })
+
   it("Slice matches cpu: contiguous and strided, ranks 1 to 4", async () => {
     const v = random(4 * 5 * 6 * 3, 11)
     await agree(() => tf.slice(tf.tensor1d(v), 7, 20))

@@ -1,0 +1,260 @@
+/**
+ * Language-model node kinds. `lm_train` trains a decoder-only transformer (models/Transformer.ts) on a
+ * TextCorpus read through a Tokenizer: packed sequences, next-token cross-entropy (completion tokens
+ * only for prompt/completion data), AdamW, warm-up then cosine decay, gradient clipping and
+ * accumulation, the best checkpoint by validation loss. It is a kind of its own, not a `model:` type
+ * of `train`, because its inputs (corpus + tokenizer), its budget (optimizer steps) and its output (a
+ * LanguageModel that carries its tokenizer) all differ from the classifier's, and the classifier path
+ * stays as it was. `lm_evaluate` measures held-out cross-entropy, perplexity and bits per byte, and
+ * with a teacher of the same tokenizer, next-token agreement and KL(teacher || student).
+ */
+import { Effect, Schema } from "effect"
+import type { LanguageModel, PortValues, TextCorpus, Tokenizer } from "../domain/Artifact.js"
+import { parameterCount } from "../domain/Artifact.js"
+import { shapeProblem, TransformerSpec } from "../models/TransformerSpec.js"
+import { save as saveTokenizer } from "../tokenizer/Tokenizer.js"
+import { SplitParam } from "./generate.js"
+import { defineKind, NodeError, onRun } from "./NodeKind.js"
+
+const PositiveInt = Schema.Int.pipe(Schema.positive())
+const positive = Schema.Number.pipe(Schema.positive())
+
+/** The transformer of an `lm_train` node: TransformerSpec without `vocabSize`, which the tokenizer sets. */
+export const LmModelSpec = TransformerSpec.from.pipe(Schema.omit("vocabSize"), Schema.filter((s) => shapeProblem(s))).annotations({
+  identifier: "LmModelSpec",
+  description: "{ type: transformer, layers, width, heads, context, ... }; the vocabulary size is the tokenizer's"
+})
+
+export const AdamWParams = Schema.Struct({
+  type: Schema.Literal("adamw"),
+  learningRate: Schema.optionalWith(positive, { default: () => 0.001 }).annotations({ description: "Peak step size (after warm-up)" }),
+  beta1: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.9 }).annotations({
+    description: "Decay of the first-moment (mean) estimate"
+  }),
+  beta2: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.95 }).annotations({
+    description: "Decay of the second-moment estimate"
+  }),
+  epsilon: Schema.optionalWith(positive, { default: () => 1e-8 }).annotations({ description: "Added to the root of the second moment" }),
+  weightDecay: Schema.optionalWith(Schema.NonNegative, { default: () => 0.1 }).annotations({
+    description: "Decoupled weight decay (Loshchilov & Hutter 2019): w <- w - lr * weightDecay * w each step"
+  })
+}).annotations({ identifier: "AdamW" })
+
+export const LmTrainParams = Schema.Struct({
+  model: Schema.propertySignature(LmModelSpec).annotations({
+    description: "The decoder: { type: transformer, layers, width, heads, context }; vocabSize comes from the tokenizer"
+  }),
+  sequenceLength: Schema.optional(PositiveInt).annotations({
+    description: "Tokens per packed training sequence, at most the model's context; absent: the context"
+  }),
+  batchSize: Schema.optionalWith(PositiveInt, { default: () => 16 }).annotations({ description: "Sequences per micro-batch" }),
+  accumulate: Schema.optionalWith(PositiveInt, { default: () => 1 }).annotations({
+    description: "Micro-batches whose gradients are averaged into one optimizer step (gradient accumulation)"
+  }),
+  steps: Schema.optionalWith(PositiveInt, { default: () => 200 }).annotations({ description: "Optimizer steps in all" }),
+  evalEvery: Schema.optional(PositiveInt).annotations({
+    description: "Validate (and checkpoint) every this many steps; must divide steps; absent: once, at the end"
+  }),
+  optimizer: Schema.optionalWith(AdamWParams, { default: () => Schema.decodeSync(AdamWParams)({ type: "adamw" }) }).annotations({
+    description: "AdamW and its settings"
+  }),
+  warmupSteps: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }).annotations({
+    description: "Steps of linear warm-up before the cosine decay; fewer than steps"
+  }),
+  minLrRatio: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.1 }).annotations({
+    description: "Where the cosine decay ends, as a fraction of the peak learning rate"
+  }),
+  gradClip: Schema.optional(positive).annotations({ description: "Clip the gradients to this global norm (absent: no clipping)" }),
+  checkpoint: Schema.optionalWith(Schema.Literal("best", "last"), { default: () => "best" as const }).annotations({
+    description: "The weights kept: those of the evaluation with the lowest validation loss, or the last"
+  })
+}).pipe(
+  Schema.filter((p) => {
+    if (p.evalEvery !== undefined && p.steps % p.evalEvery !== 0) return `evalEvery ${p.evalEvery} must divide steps ${p.steps}`
+    if (p.warmupSteps >= p.steps) return `warmupSteps ${p.warmupSteps} must be below steps ${p.steps}`
+    if (p.sequenceLength !== undefined && p.sequenceLength > p.model.context) return `sequenceLength ${p.sequenceLength} exceeds the model's context ${p.model.context}`
+    return undefined
+  }),
+  Schema.annotations({ identifier: "LmTrainParams" })
+)
+export type LmTrainParams = typeof LmTrainParams.Type
+
+export const LmEvaluateParams = Schema.Struct({
+  split: Schema.optionalWith(SplitParam, { default: () => "test" as const }).annotations({ description: "The corpus split measured" }),
+  sequenceLength: Schema.optional(PositiveInt).annotations({ description: "Tokens per scored window; absent: the model's context" }),
+  batchSize: Schema.optionalWith(PositiveInt, { default: () => 16 }).annotations({ description: "Windows per forward pass" })
+})
+
+/** Held-out language-modelling measures from per-target nats and UTF-8 bytes (0 = not counted / not text). */
+export const tokenMetrics = (
+  nll: ArrayLike<number>,
+  targets: ArrayLike<number>,
+  bytes: ArrayLike<number>
+): { readonly tokens: number; readonly bytes: number; readonly crossEntropy: number; readonly perplexity: number; readonly bitsPerByte: number } => {
+  let nats = 0
+  let tokens = 0
+  let total = 0
+  for (let i = 0; i < targets.length; i++) {
+    if (targets[i]! < 0) continue
+    nats += nll[i]!
+    tokens++
+    total += bytes[i]!
+  }
+  const crossEntropy = tokens > 0 ? nats / tokens : 0
+  return { tokens, bytes: total, crossEntropy, perplexity: Math.exp(crossEntropy), bitsPerByte: total > 0 ? nats / Math.LN2 / total : 0 }
+}
+
+const sameTokenizer = (a: Tokenizer, b: Tokenizer): boolean => saveTokenizer(a) === saveTokenizer(b)
+
+const fail = (ctx: { readonly nodeId: string; readonly kind: string }, message: string, cause?: unknown) =>
+  new NodeError({ node: ctx.nodeId, kind: ctx.kind, message, cause })
+
+export const LmTrainKind = defineKind({
+  kind: "lm_train",
+  version: 1,
+  heavy: true,
+  description:
+    "Trains a decoder-only transformer LM on a corpus through a tokenizer (AdamW, warm-up + cosine, clipping, accumulation); a kind apart from train, whose inputs, budget and output are a classifier's",
+  params: LmTrainParams,
+  inputs: {
+    corpus: { type: "TextCorpus", description: "the text: trains on its train split, validates on its validation split" },
+    tokenizer: { type: "Tokenizer", description: "the tokenizer; it becomes part of the model artifact" },
+    init: { type: "LanguageModel", optional: true, description: "start from this model's weights (same spec and tokenizer)" }
+  },
+  outputs: { model: "LanguageModel" },
+  run: (ctx) =>
+    Effect.gen(function* () {
+      const { params } = ctx
+      const corpus: TextCorpus = ctx.inputs.corpus
+      const tokenizer: Tokenizer = ctx.inputs.tokenizer
+      const init: LanguageModel | undefined = ctx.inputs.init
+      const { packCorpus, packedRows } = yield* onRun(() => import("../tokenizer/Pack.js"))
+      const { trainLanguageModel } = yield* onRun(() => import("../train/LanguageModel.js"))
+      const spec = yield* Schema.decodeUnknown(TransformerSpec)({ ...Schema.encodeSync(LmModelSpec)(params.model), vocabSize: tokenizer.vocabSize }).pipe(
+        Effect.mapError((e) => fail(ctx, `the model spec does not fit the tokenizer: ${e.message}`, e))
+      )
+      if (init !== undefined && !sameTokenizer(init.tokenizer, tokenizer)) {
+        return yield* fail(ctx, "input 'init' was trained with another tokenizer: wire the same tokenizer node to both")
+      }
+      const T = params.sequenceLength ?? spec.context
+      const train = packCorpus(tokenizer, corpus, "train", T)
+      const validation = packCorpus(tokenizer, corpus, "validation", T)
+      if (packedRows(train) === 0) {
+        return yield* fail(ctx, `corpus '${corpus.name}' has fewer than ${T + 1} train tokens: raise its limit or lower sequenceLength`)
+      }
+      const { type: _adamw, ...adam } = params.optimizer
+      ctx.metric({ name: "train_tokens", value: train.inputs.length })
+      ctx.metric({ name: "validation_tokens", value: validation.inputs.length })
+      ctx.info({ loss: "next-token cross-entropy, mean per counted target token", optimizer: params.optimizer, backend: ctx.backend })
+      const result = yield* Effect.tryPromise({
+        try: (signal) =>
+          trainLanguageModel({
+            spec,
+            train,
+            ...(packedRows(validation) > 0 ? { validation } : {}),
+            optimizer: { type: "adam", ...adam },
+            batchSize: params.batchSize,
+            accumulate: params.accumulate,
+            steps: params.steps,
+            evalEvery: params.evalEvery ?? params.steps,
+            warmupSteps: params.warmupSteps,
+            minLrRatio: params.minLrRatio,
+            ...(params.gradClip !== undefined ? { clipNorm: params.gradClip } : {}),
+            seed: ctx.seed,
+            checkpoint: params.checkpoint,
+            signal,
+            ...(init !== undefined ? { initial: init.weights } : {}),
+            onRound: (r, step) =>
+              ctx.progress({
+                done: step,
+                total: params.steps,
+                unit: "step",
+                facts: { loss: r.trainLoss, ...(r.valLoss !== undefined ? { val_loss: r.valLoss } : {}) }
+              })
+          }),
+        catch: (cause) => fail(ctx, `training failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
+      })
+      for (const r of result.history) {
+        ctx.metric({ name: "train_loss", step: r.step, value: r.trainLoss })
+        if (r.valLoss !== undefined) ctx.metric({ name: "val_loss", step: r.step, value: r.valLoss })
+        if (r.valAccuracy !== undefined) ctx.metric({ name: "val_accuracy", step: r.step, value: r.valAccuracy })
+        ctx.metric({ name: "tokens_per_second", step: r.step, value: r.tokensPerSecond })
+      }
+      const info = result.info as unknown as Record<string, string | number | boolean>
+      for (const [name, value] of Object.entries(info)) if (typeof value === "number") ctx.metric({ name, value })
+      ctx.metric({ name: "params", value: parameterCount(result) })
+      ctx.info({ checkpoint: info })
+      const model: LanguageModel = { _tag: "LanguageModel", spec: Schema.encodeSync(TransformerSpec)(spec), tokenizer, weights: result.weights, info }
+      return { model }
+    }).pipe(Effect.withSpan("lm_train.run", { attributes: { node: ctx.nodeId } }))
+})
+
+export const LmEvaluateKind = defineKind({
+  kind: "lm_evaluate",
+  version: 1,
+  heavy: true,
+  description: "Measures a language model on a corpus split: cross-entropy per token, perplexity, bits per byte; agreement and KL to a teacher",
+  params: LmEvaluateParams,
+  inputs: {
+    model: { type: "LanguageModel", description: "the model measured" },
+    corpus: { type: "TextCorpus", description: "the corpus holding the split" },
+    teacher: { type: "LanguageModel", optional: true, description: "a teacher with the same tokenizer, for agreement and KL(teacher || student)" }
+  },
+  outputs: { metrics: "Metrics" },
+  run: (ctx) =>
+    Effect.gen(function* () {
+      const { params } = ctx
+      const lm: PortValues["LanguageModel"] = ctx.inputs.model
+      const teacher: LanguageModel | undefined = ctx.inputs.teacher
+      const subject = ctx.inputNodes.model ?? ctx.nodeId
+      if (teacher !== undefined && !sameTokenizer(teacher.tokenizer, lm.tokenizer)) {
+        return yield* fail(ctx, "the teacher reads another tokenizer than the model: per-token agreement and KL need the same vocabulary")
+      }
+      const { decodeTransformerSpec } = yield* onRun(() => import("../models/TransformerSpec.js"))
+      const { transformerFromWeights } = yield* onRun(() => import("../models/Transformer.js"))
+      const { packCorpus, targetBytes } = yield* onRun(() => import("../tokenizer/Pack.js"))
+      const { scoreLanguageModel } = yield* onRun(() => import("../train/LanguageModel.js"))
+      const spec = decodeTransformerSpec(lm.spec)
+      const T = Math.min(params.sequenceLength ?? spec.context, spec.context)
+      const pack = packCorpus(lm.tokenizer, ctx.inputs.corpus, params.split, T)
+      if (pack.inputs.length === 0) {
+        return yield* fail(ctx, `the ${params.split} split of corpus '${ctx.inputs.corpus.name}' has fewer than ${T + 1} tokens`)
+      }
+      const scores = yield* Effect.tryPromise({
+        try: async () => {
+          const student = transformerFromWeights(spec, lm.weights)
+          const teacherNet = teacher !== undefined ? transformerFromWeights(decodeTransformerSpec(teacher.spec), teacher.weights) : undefined
+          try {
+            return await scoreLanguageModel(student, pack, params.batchSize, teacherNet)
+          } finally {
+            student.dispose()
+            teacherNet?.dispose()
+          }
+        },
+        catch: (cause) => fail(ctx, `could not run the model: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
+      })
+      const m = tokenMetrics(scores.nll, pack.targets, targetBytes(lm.tokenizer, pack.targets))
+      const values: Record<string, number> = {
+        cross_entropy: m.crossEntropy,
+        perplexity: m.perplexity,
+        bits_per_byte: m.bitsPerByte,
+        tokens: m.tokens,
+        bytes: m.bytes,
+        params: parameterCount(lm)
+      }
+      if (scores.agree !== undefined && scores.kl !== undefined) {
+        let agree = 0
+        let kl = 0
+        for (let i = 0; i < pack.targets.length; i++) {
+          if (pack.targets[i]! < 0) continue
+          agree += scores.agree[i]!
+          kl += scores.kl[i]!
+        }
+        values.agreement = agree / m.tokens
+        values.fidelity_kl = kl / m.tokens
+      }
+      for (const [name, value] of Object.entries(values)) ctx.metric({ name, value })
+      ctx.info({ split: params.split, sequenceLength: T, reduction: "per counted target token" })
+      return { metrics: { _tag: "Metrics" as const, subject, values } }
+    }).pipe(Effect.withSpan("lm_evaluate.run", { attributes: { node: ctx.nodeId } }))
+})

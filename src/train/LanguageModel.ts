@@ -1,0 +1,255 @@
+/**
+ * The language-model family: the decoder of models/Transformer.ts trained on packed token sequences
+ * (tokenizer/Pack.ts: inputs (N, T), targets shifted by one, -1 where a target is not counted) with
+ * next-token cross-entropy, AdamW, linear warm-up then cosine decay, gradient clipping by global norm
+ * and gradient accumulation. Training counts optimizer steps, not epochs: the sequences are read as a
+ * stream of seeded shuffles (Loop.ts `epochOrder`), and every `evalEvery` steps is one round of
+ * Loop.ts's epoch loop (validation, the best checkpoint by validation loss, early stopping). Each
+ * optimizer step averages the mean losses of `accumulate` micro-batches of `batchSize` sequences.
+ */
+import * as tf from "@tensorflow/tfjs"
+import { backendCapabilities } from "../backend/Capabilities.js"
+import type { Weight } from "../domain/Artifact.js"
+import { deriveSeed } from "../domain/Random.js"
+import { nextTokenLoss, nextTokenNll } from "../losses/nextToken.js"
+import { readWeights } from "../models/Network.js"
+import { buildTransformer, transformerFromWeights } from "../models/Transformer.js"
+import type { TransformerSpec } from "../models/TransformerSpec.js"
+import type { PackedTokens } from "../tokenizer/Pack.js"
+import { packedRows } from "../tokenizer/Pack.js"
+import type { EpochReport, LoopOptions, OptimizerOptions, TrainInfo } from "./Contract.js"
+import { epochOrder, makeBestWeights, makeEpochBook, runBatches, runEpochs, throwIfAborted } from "./Loop.js"
+import type { ModelFamily, TrainableModel } from "./ModelFamily.js"
+import { makeUpdater } from "./Optimizer.js"
+import { warmupCosine } from "./Schedule.js"
+import { evaluate } from "./Score.js"
+
+export type LanguageModelFamily = ModelFamily<TransformerSpec, PackedTokens, tf.Tensor2D, tf.Tensor3D, tf.Tensor2D>
+
+export const languageModel: LanguageModelFamily = {
+  build: (spec, seed, initial) => (initial !== undefined ? transformerFromWeights(spec, initial, seed) : buildTransformer(spec, seed)),
+  rows: packedRows,
+  upload: (p) => {
+    const n = packedRows(p)
+    return { inputs: tf.tensor2d(p.inputs, [n, p.length], "int32"), labels: tf.tensor2d(p.targets, [n, p.length], "int32") }
+  }
+}
+
+export interface LmTrainOptions {
+  readonly spec: TransformerSpec
+  readonly train: PackedTokens
+  readonly validation?: PackedTokens
+  readonly optimizer: OptimizerOptions
+  /** Sequences per micro-batch. */
+  readonly batchSize: number
+  /** Micro-batches per optimizer step (gradient accumulation); default 1. */
+  readonly accumulate?: number
+  /** Optimizer steps in all. */
+  readonly steps: number
+  /** Steps per round: validation, checkpoint and progress every this many steps; divides `steps`. */
+  readonly evalEvery: number
+  /** Steps of linear warm-up before the cosine decay. */
+  readonly warmupSteps: number
+  /** The floor of the cosine decay, as a fraction of the optimizer's learning rate (default 0.1). */
+  readonly minLrRatio?: number
+  /** Clip the gradients to this global norm (absent: no clipping). */
+  readonly clipNorm?: number
+  readonly seed: number
+  readonly checkpoint: "best" | "last"
+  readonly earlyStopping?: LoopOptions["earlyStopping"]
+  readonly signal?: AbortSignal
+  /** After each round: its report, the optimizer steps done, tokens per second of training. */
+  readonly onRound?: (r: EpochReport, step: number, tokensPerSecond: number) => void
+  readonly evalBatchSize?: number
+  readonly initial?: ReadonlyArray<Weight>
+  /** The objective (default next-token cross-entropy): logits (B, T, V), targets (B, T) -> scalar. */
+  readonly loss?: (logits: tf.Tensor3D, targets: tf.Tensor2D) => tf.Scalar
+}
+
+export interface LmTrainResult {
+  readonly weights: Array<Weight>
+  readonly info: TrainInfo & { readonly steps: number; readonly tokensPerSecond: number }
+  readonly history: Array<EpochReport & { readonly step: number; readonly tokensPerSecond: number }>
+}
+
+const check = (cond: boolean, message: () => string): void => {
+  if (!cond) throw new Error(message())
+}
+
+/** Trains a transformer on packed sequences; returns its weights, how they were chosen, and the per-round history. */
+export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResult> => {
+  const n = packedRows(o.train)
+  const accumulate = o.accumulate ?? 1
+  check(n > 0, () => `no training sequences: the train split has fewer than ${o.train.length + 1} tokens`)
+  check(o.train.length <= o.spec.context, () => `sequences of ${o.train.length} tokens exceed the model's context of ${o.spec.context}`)
+  check(Number.isInteger(o.steps) && o.steps >= 1, () => `steps must be a positive integer, got ${o.steps}`)
+  check(o.steps % o.evalEvery === 0, () => `evalEvery ${o.evalEvery} must divide steps ${o.steps}`)
+  throwIfAborted(o.signal)
+  const started = performance.now()
+  const backend = backendCapabilities()
+  const rounds = o.steps / o.evalEvery
+  const rowsPerRound = o.evalEvery * accumulate * o.batchSize
+  const history: Array<EpochReport & { step: number; tokensPerSecond: number }> = []
+  let step = 0
+  let roundSpeed = 0
+  const loop: LoopOptions = {
+    optimizer: o.optimizer,
+    batchSize: o.batchSize,
+    epochs: rounds,
+    seed: o.seed,
+    checkpoint: o.checkpoint,
+    onEpoch: (r) => {
+      history.push({ ...r, step, tokensPerSecond: roundSpeed })
+      o.onRound?.(r, step, roundSpeed)
+    },
+    ...(o.earlyStopping !== undefined ? { earlyStopping: o.earlyStopping } : {}),
+    ...(o.signal !== undefined ? { signal: o.signal } : {})
+  }
+  const validated = o.validation !== undefined && packedRows(o.validation) > 0
+  const book = makeEpochBook(loop, rowsPerRound, validated)
+  const lossOf = o.loss ?? nextTokenLoss
+  const schedule = warmupCosine({ peak: o.optimizer.learningRate, warmupSteps: o.warmupSteps, totalSteps: o.steps, minRatio: o.minLrRatio ?? 0.1 })
+
+  const model: TrainableModel<tf.Tensor2D, tf.Tensor3D> = languageModel.build(o.spec, o.seed, o.initial)
+  const best = makeBestWeights(model.variables)
+  const updater = makeUpdater(o.optimizer, backend, o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {})
+  const owned: Array<tf.Tensor> = []
+  let accumulated: tf.NamedTensorMap | undefined
+  try {
+    const variables = model.variables
+    const data = languageModel.upload(o.train)
+    owned.push(data.inputs, data.labels)
+    const val = validated ? languageModel.upload(o.validation!) : undefined
+    if (val !== undefined) owned.push(val.inputs, val.labels)
+
+    // The stream of sequence indices: pass e over the data is epochOrder(seed, e + 1, n).
+    const orders = new Map<number, Int32Array>()
+    const sequenceAt = (p: number): number => {
+      const pass = Math.floor(p / n)
+      let order = orders.get(pass)
+      if (order === undefined) {
+        orders.clear()
+        order = epochOrder(o.seed, pass + 1, n)
+        orders.set(pass, order)
+      }
+      return order[p % n]!
+    }
+    /** One micro-batch: its gradients added to the accumulator; every `accumulate`, an optimizer step. */
+    const microBatch = (round: number, start: number, rows: number, b: number, sum: tf.Scalar): tf.Scalar => {
+      const first = (round - 1) * rowsPerRound + start
+      const next = tf.tidy(() => {
+        const idx = tf.tensor1d(Int32Array.from({ length: rows }, (_, i) => sequenceAt(first + i)), "int32")
+        const xb = tf.gather(data.inputs, idx) as tf.Tensor2D // (B, T) int32
+        const yb = tf.gather(data.labels, idx) as tf.Tensor2D // (B, T) int32, -1 = not counted
+        const { value, grads } = updater.gradients(
+          () => lossOf(model.forward(xb, { training: true, seed: deriveSeed(o.seed, "dropout", round, b) }).logits, yb),
+          variables
+        )
+        const previous = accumulated
+        accumulated = Object.fromEntries(
+          Object.entries(grads).map(([name, g]) => [name, tf.keep(previous === undefined ? g : tf.add(previous[name]!, g))])
+        )
+        if (previous !== undefined) tf.dispose(Object.values(previous))
+        return tf.add(sum, tf.mul(value, rows)) as tf.Scalar
+      })
+      if ((b + 1) % accumulate === 0) {
+        updater.setLearningRate(schedule(step))
+        const grads = accumulated!
+        accumulated = undefined
+        tf.tidy(() => {
+          // The mean of the micro-batches' mean-loss gradients.
+          const mean = accumulate === 1 ? grads : Object.fromEntries(Object.entries(grads).map(([name, g]) => [name, tf.div(g, accumulate)]))
+          updater.apply(mean, variables)
+        })
+        tf.dispose(Object.values(grads))
+        step++
+      }
+      return next
+    }
+
+    await runEpochs(loop, rowsPerRound, book, {
+      train: async (round) => {
+        const t0 = performance.now()
+        let sum = tf.scalar(0)
+        try {
+          await runBatches(loop, rowsPerRound, round, (start, rows, b) => {
+            const next = microBatch(round, start, rows, b, sum)
+            sum.dispose()
+            sum = next
+          })
+          const [total] = (await sum.data()) as Float32Array
+          roundSpeed = (rowsPerRound * o.train.length) / ((performance.now() - t0) / 1000)
+          return total!
+        } finally {
+          sum.dispose()
+        }
+      },
+      validate: () => evaluate(model, val!.inputs, val!.labels, Math.max(1, o.evalBatchSize ?? 64), o.signal),
+      saveBest: best.save
+    })
+    const weights = await readWeights(model, book.useBest() ? best.saved()! : variables)
+    const info = book.info(backend.name, started)
+    const speeds = history.map((h) => h.tokensPerSecond)
+    return {
+      weights,
+      info: { ...info, steps: step, tokensPerSecond: speeds.length > 0 ? speeds.reduce((a, b) => a + b, 0) / speeds.length : 0 },
+      history
+    }
+  } finally {
+    if (accumulated !== undefined) tf.dispose(Object.values(accumulated))
+    best.dispose()
+    tf.dispose(owned)
+    updater.dispose()
+    model.dispose()
+  }
+}
+
+/** Per target position of a pack, row-major (N, T): what `scoreLanguageModel` measures. */
+export interface TokenScores {
+  /** -log p(target) in nats, 0 where the target is not counted. */
+  readonly nll: Float32Array
+  /** With a teacher: 1 where the student's and the teacher's most likely next tokens agree. */
+  readonly agree?: Float32Array
+  /** With a teacher: KL(teacher || student) of the next-token distributions, in nats. */
+  readonly kl?: Float32Array
+}
+
+/**
+ * Scores a model (and optionally a teacher over the same vocabulary) on packed sequences,
+ * `batchSize` sequences per forward pass, reading each batch's (B, T) results back.
+ */
+export const scoreLanguageModel = async (
+  model: Pick<TrainableModel<tf.Tensor2D, tf.Tensor3D>, "forward">,
+  pack: PackedTokens,
+  batchSize: number,
+  teacher?: Pick<TrainableModel<tf.Tensor2D, tf.Tensor3D>, "forward">
+): Promise<TokenScores> => {
+  const n = packedRows(pack)
+  const T = pack.length
+  const nll = new Float32Array(n * T)
+  const agree = teacher !== undefined ? new Float32Array(n * T) : undefined
+  const kl = teacher !== undefined ? new Float32Array(n * T) : undefined
+  for (let start = 0; start < n; start += batchSize) {
+    const rows = Math.min(batchSize, n - start)
+    const out = tf.tidy(() => {
+      const x = tf.tensor2d(pack.inputs.subarray(start * T, (start + rows) * T), [rows, T], "int32") // (B, T)
+      const y = tf.tensor2d(pack.targets.subarray(start * T, (start + rows) * T), [rows, T], "int32") // (B, T)
+      const logits = model.forward(x, { training: false }).logits // (B, T, V)
+      const scores: Array<tf.Tensor> = [nextTokenNll(logits, y)]
+      if (teacher !== undefined) {
+        const t = teacher.forward(x, { training: false }).logits // (B, T, V)
+        const logP = tf.logSoftmax(t) // teacher log-probs
+        const logQ = tf.logSoftmax(logits) // student log-probs
+        scores.push(tf.cast(tf.equal(tf.argMax(t, -1), tf.argMax(logits, -1)), "float32")) // (B, T)
+        scores.push(tf.sum(tf.mul(tf.exp(logP), tf.sub(logP, logQ)), -1)) // (B, T) KL(teacher || student)
+      }
+      return scores
+    })
+    const values = await Promise.all(out.map((t) => t.data() as Promise<Float32Array>))
+    tf.dispose(out)
+    nll.set(values[0]!, start * T)
+    agree?.set(values[1]!, start * T)
+    kl?.set(values[2]!, start * T)
+  }
+  return { nll, ...(agree !== undefined ? { agree, kl: kl! } : {}) }
+}

@@ -1,0 +1,94 @@
+/**
+ * `text -> tokenizer -> lm_train -> lm_evaluate` through the executor, with pipelines/lm-tiny.yaml
+ * itself: it runs, the second run is all cache hits, no tensor is left behind, and the metrics land in
+ * the results store. Bits per byte on a hand example; the params are checked before anything runs.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as tf from "@tensorflow/tfjs"
+import { Effect, Either, Layer, Schema } from "effect"
+import { TfBackend } from "../../src/backend/TfBackend.js"
+import { ArtifactStore } from "../../src/cache/ArtifactStore.js"
+import { Executor } from "../../src/dag/Executor.js"
+import { Reporter } from "../../src/dag/Reporter.js"
+import { builtinRegistry } from "../../src/nodes/builtins.js"
+import { LmTrainParams, tokenMetrics } from "../../src/nodes/lm.js"
+import { loadPipelineFile } from "../../src/pipeline/Yaml.js"
+import { ResultsStore } from "../../src/store/ResultsStore.js"
+
+const TestLayer = Executor.layer.pipe(
+  Layer.provideMerge(
+    Layer.mergeAll(ArtifactStore.layerMemory, ResultsStore.layerMemory, TfBackend.layer("wasm"), Reporter.layerSilent)
+  )
+)
+
+const statuses = (r: { readonly nodes: ReadonlyArray<{ readonly id: string; readonly status: string }> }) =>
+  Object.fromEntries(r.nodes.map((n) => [n.id, n.status]))
+
+describe("lm-tiny pipeline", () => {
+  it.live("trains and evaluates a transformer LM, then is all cache hits", () =>
+    Effect.gen(function* () {
+      const pipeline = yield* loadPipelineFile("pipelines/lm-tiny.yaml", builtinRegistry)
+      const executor = yield* Executor
+      const tensors = tf.memory().numTensors
+      const first = yield* executor.run(pipeline)
+      assert.deepStrictEqual(statuses(first), { brown: "executed", bytes: "executed", lm: "executed", eval: "executed" })
+      assert.strictEqual(tf.memory().numTensors, tensors)
+
+      const lm = first.nodes.find((n) => n.id === "lm")!.result!.outputs.model!
+      assert.strictEqual(lm._tag, "LanguageModel")
+      if (lm._tag === "LanguageModel") {
+        assert.strictEqual(lm.tokenizer.vocabSize, 259)
+        assert.strictEqual((lm.spec as { vocabSize: number }).vocabSize, 259)
+      }
+
+      const store = yield* ResultsStore
+      const rows = yield* store.query("SELECT node_id, name, step, value FROM metrics WHERE run_id = $1 ORDER BY node_id, name, step", [first.runId])
+      const value = (node: string, name: string, step: number | null = null) =>
+        Number(rows.rows.find((r) => r[0] === node && r[1] === name && (r[2] ?? null) === step)?.[3])
+      assert.deepStrictEqual(
+        rows.rows.filter((r) => r[0] === "lm" && r[1] === "val_loss").map((r) => Number(r[2])),
+        [10, 20, 30, 40]
+      )
+      assert.isBelow(value("lm", "val_loss", 40), value("lm", "val_loss", 10))
+      assert.isAbove(value("lm", "tokens_per_second", 40), 0)
+      const bpb = value("eval", "bits_per_byte")
+      // Byte-level: one byte per counted target except <eos>, so bits per byte ~ cross-entropy / ln 2.
+      assert.closeTo(bpb, (value("eval", "cross_entropy") / Math.LN2) * (value("eval", "tokens") / value("eval", "bytes")), 1e-6)
+      assert.isBelow(bpb, 8) // better than uniform over bytes
+      assert.strictEqual(value("eval", "params"), value("lm", "params"))
+
+      const second = yield* executor.run(pipeline)
+      assert.deepStrictEqual(statuses(second), { brown: "cached", bytes: "cached", lm: "cached", eval: "cached" })
+    }).pipe(Effect.provide(TestLayer))
+  )
+})
+
+describe("tokenMetrics", () => {
+  it("bits per byte = total nats / ln 2 / UTF-8 bytes of the scored targets", () => {
+    // Three counted targets (a 2-byte token, a 1-byte token, <eos> of 0 bytes) and a masked one.
+    const m = tokenMetrics([1.5, 0.5, 1, 9], [300, 97, 258, -1], [2, 1, 0, 0])
+    assert.strictEqual(m.tokens, 3)
+    assert.strictEqual(m.bytes, 3)
+    assert.closeTo(m.crossEntropy, 1, 1e-12)
+    assert.closeTo(m.perplexity, Math.E, 1e-12)
+    assert.closeTo(m.bitsPerByte, 3 / Math.LN2 / 3, 1e-12)
+  })
+})
+
+describe("lm_train params", () => {
+  it("are checked before anything runs", () => {
+    const decode = (u: unknown) => Schema.decodeUnknownEither(LmTrainParams)(u, { onExcessProperty: "error" })
+    const model = { type: "transformer", layers: 1, width: 16, heads: 2, context: 32 }
+    const ok = decode({ model, steps: 20, evalEvery: 5 })
+    assert.isTrue(Either.isRight(ok) && ok.right.optimizer.weightDecay === 0.1 && ok.right.sequenceLength === undefined)
+    const fails = (p: object, pattern: RegExp) => {
+      const r = decode({ model, ...p })
+      assert.isTrue(Either.isLeft(r) && pattern.test(String(r.left)), String(Either.isLeft(r) ? r.left : "decoded"))
+    }
+    fails({ steps: 20, evalEvery: 3 }, /evalEvery 3 must divide steps 20/)
+    fails({ steps: 20, warmupSteps: 20 }, /warmupSteps 20 must be below steps 20/)
+    fails({ sequenceLength: 64 }, /sequenceLength 64 exceeds the model's context 32/)
+    fails({ model: { ...model, heads: 3 } }, /multiple of heads 3/)
+    fails({ model: { ...model, vocabSize: 300 } }, /vocabSize/)
+  })
+})

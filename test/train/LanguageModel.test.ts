@@ -1,0 +1,135 @@
+/**
+ * The language-model family: determinism per seed, no tensor left behind (per round and per run),
+ * gradient accumulation equal to one larger batch, and the loss falling on a Brown slice. Tiny
+ * transformers on the wasm backend, a few dozen steps.
+ */
+import { assert, beforeAll, describe, it } from "@effect/vitest"
+import * as tf from "@tensorflow/tfjs"
+import { Effect } from "effect"
+import { initBackend } from "../../src/backend/Backend.js"
+import { loadTextCorpus } from "../../src/data/text.js"
+import { makeRng } from "../../src/domain/Random.js"
+import { decodeTransformerSpec } from "../../src/models/TransformerSpec.js"
+import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
+import type { PackedTokens } from "../../src/tokenizer/Pack.js"
+import { packCorpus } from "../../src/tokenizer/Pack.js"
+import type { LmTrainOptions } from "../../src/train/LanguageModel.js"
+import { scoreLanguageModel, trainLanguageModel } from "../../src/train/LanguageModel.js"
+import { buildTransformer } from "../../src/models/Transformer.js"
+import { logSoftmax } from "../losses/reference.js"
+
+beforeAll(async () => {
+  await initBackend("wasm")
+})
+
+const spec = decodeTransformerSpec({ type: "transformer", vocabSize: 20, layers: 1, width: 16, heads: 2, context: 8 })
+
+/** n random sequences of 8 tokens below 20, with a learnable rule: each target is (input + 1) mod 20. */
+const pack = (n: number, seed: number): PackedTokens => {
+  const rng = makeRng(seed)
+  const inputs = Int32Array.from({ length: n * 8 }, () => Math.floor(rng.next() * 20))
+  return { length: 8, inputs, targets: Int32Array.from(inputs, (x) => (x + 1) % 20) }
+}
+
+const base: LmTrainOptions = {
+  spec,
+  train: pack(32, 1),
+  validation: pack(8, 2),
+  optimizer: { type: "adam", learningRate: 0.01, weightDecay: 0.1 },
+  batchSize: 8,
+  steps: 6,
+  evalEvery: 3,
+  warmupSteps: 2,
+  clipNorm: 1,
+  seed: 1,
+  checkpoint: "best"
+}
+
+const firstRows = (p: PackedTokens, n: number): PackedTokens => ({
+  length: p.length,
+  inputs: p.inputs.subarray(0, n * p.length),
+  targets: p.targets.subarray(0, n * p.length)
+})
+
+const values = (r: Awaited<ReturnType<typeof trainLanguageModel>>) => r.weights.flatMap((w) => Array.from(w.values))
+
+describe("trainLanguageModel", () => {
+  it("is deterministic per seed, and another seed differs", async () => {
+    const a = await trainLanguageModel(base)
+    const b = await trainLanguageModel(base)
+    const c = await trainLanguageModel({ ...base, seed: 2 })
+    assert.deepStrictEqual(values(a), values(b))
+    assert.notDeepEqual(values(a), values(c))
+    assert.strictEqual(a.info.steps, 6)
+    assert.deepStrictEqual(a.history.map((h) => h.step), [3, 6])
+  })
+
+  it("leaves the tensor count flat across rounds and after the run", async () => {
+    const before = tf.memory().numTensors
+    const perRound: Array<number> = []
+    // "last": no best-epoch copies, which the first round would not yet hold.
+    await trainLanguageModel({ ...base, checkpoint: "last", accumulate: 2, onRound: () => perRound.push(tf.memory().numTensors) })
+    assert.strictEqual(perRound.length, 2)
+    assert.strictEqual(perRound[0], perRound[1])
+    assert.strictEqual(tf.memory().numTensors, before)
+  })
+
+  it("accumulating 2 micro-batches of 4 gives the step of one batch of 8", async () => {
+    const one = await trainLanguageModel({ ...base, checkpoint: "last" })
+    const two = await trainLanguageModel({ ...base, checkpoint: "last", batchSize: 4, accumulate: 2 })
+    const [x, y] = [values(one), values(two)]
+    let worst = 0
+    for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i]! - y[i]!))
+    assert.isBelow(worst, 1e-4)
+  })
+
+  it("lowers the loss on a Brown slice", async () => {
+    const { corpus } = await Effect.runPromise(loadTextCorpus({ source: "brown", limit: 10, validation: 0.2, test: 0, onLong: "fail", seed: 1 }))
+    const tokenizer = bytesTokenizer()
+    const lm = decodeTransformerSpec({ type: "transformer", vocabSize: tokenizer.vocabSize, layers: 1, width: 32, heads: 2, context: 32 })
+    const r = await trainLanguageModel({
+      ...base,
+      spec: lm,
+      train: packCorpus(tokenizer, corpus, "train", 32),
+      validation: firstRows(packCorpus(tokenizer, corpus, "validation", 32), 64),
+      optimizer: { type: "adam", learningRate: 0.01, weightDecay: 0.1 },
+      batchSize: 8,
+      steps: 30,
+      evalEvery: 10,
+      warmupSteps: 3
+    })
+    const [first, last] = [r.history[0]!, r.history[r.history.length - 1]!]
+    assert.isBelow(last.valLoss!, first.valLoss!)
+    assert.isBelow(last.valLoss!, Math.log(tokenizer.vocabSize) - 2) // far below uniform (5.56 nats)
+    assert.isAbove(r.info.tokensPerSecond, 0)
+  })
+
+  it("scores per position: nll, and against a teacher agreement and KL(teacher || student) (float64 reference)", async () => {
+    const student = buildTransformer(spec, 1)
+    const teacher = buildTransformer(spec, 2)
+    const p = { ...pack(3, 5), targets: Int32Array.from(pack(3, 5).targets, (y, i) => (i % 5 === 0 ? -1 : y)) }
+    const before = tf.memory().numTensors
+    const self = await scoreLanguageModel(student, p, 2, student)
+    const other = await scoreLanguageModel(student, p, 2, teacher)
+    assert.strictEqual(tf.memory().numTensors, before)
+    assert.isTrue(self.agree!.every((a) => a === 1))
+    assert.isTrue(self.kl!.every((k) => Math.abs(k) < 1e-5))
+    const x = tf.tensor2d(p.inputs, [3, 8], "int32")
+    const [zs, zt] = [student, teacher].map((m) => {
+      const logits = m.forward(x, { training: false }).logits
+      const values = Array.from(logits.dataSync())
+      logits.dispose()
+      return values
+    })
+    for (let i = 0; i < 24; i++) {
+      const [ls, lt] = [zs!, zt!].map((z) => logSoftmax(z.slice(i * 20, (i + 1) * 20)))
+      const y = p.targets[i]!
+      assert.closeTo(other.nll[i]!, y < 0 ? 0 : -ls![y]!, 1e-4)
+      const kl = lt!.reduce((sum, l, c) => sum + Math.exp(l) * (l - ls![c]!), 0)
+      assert.closeTo(other.kl![i]!, kl, 1e-4)
+    }
+    tf.dispose(x)
+    student.dispose()
+    teacher.dispose()
+  })
+})
