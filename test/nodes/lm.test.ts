@@ -6,6 +6,9 @@
 import { assert, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Either, Layer, Schema } from "effect"
+import { mkdtempSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { TfBackend } from "../../src/backend/TfBackend.js"
 import { ArtifactStore } from "../../src/cache/ArtifactStore.js"
 import { Executor } from "../../src/dag/Executor.js"
@@ -59,6 +62,48 @@ describe("lm-tiny pipeline", () => {
 
       const second = yield* executor.run(pipeline)
       assert.deepStrictEqual(statuses(second), { brown: "cached", bytes: "cached", lm: "cached", eval: "cached" })
+    }).pipe(Effect.provide(TestLayer))
+  )
+})
+
+const teacherPipeline = (tokenizers: { readonly student: string; readonly teacher: string }) => {
+  const file = join(mkdtempSync(join(tmpdir(), "distillery-lm-node-")), "lm-teacher.yaml")
+  const model = "{ model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 4 }"
+  writeFileSync(
+    file,
+    `name: lm-teacher
+seed: 2
+nodes:
+  - { id: brown, kind: text, params: { source: brown, limit: 10 } }
+  - { id: bytes, kind: tokenizer, params: { type: bytes } }
+  - { id: bytes2, kind: tokenizer, params: { type: bytes, special: ["<eos>"] } }
+  - { id: teacher, kind: lm_train, inputs: { corpus: brown, tokenizer: ${tokenizers.teacher} }, params: ${model} }
+  - { id: student, kind: lm_train, seed: 3, inputs: { corpus: brown, tokenizer: ${tokenizers.student} }, params: ${model} }
+  - { id: self, kind: lm_evaluate, inputs: { model: student, corpus: brown, teacher: student }, params: { split: validation } }
+  - { id: fidelity, kind: lm_evaluate, inputs: { model: student, corpus: brown, teacher: teacher }, params: { split: validation } }
+`
+  )
+  return file
+}
+
+describe("lm_evaluate with a teacher", () => {
+  it.live("measures next-token agreement and KL(teacher || student); a teacher of another tokenizer is refused", () =>
+    Effect.gen(function* () {
+      const executor = yield* Executor
+      const run = yield* executor.run(yield* loadPipelineFile(teacherPipeline({ student: "bytes", teacher: "bytes" }), builtinRegistry))
+      const metrics = (id: string) => {
+        const m = run.nodes.find((n) => n.id === id)!.result!.outputs.metrics!
+        return m._tag === "Metrics" ? m.values : {}
+      }
+      assert.strictEqual(metrics("self").agreement, 1)
+      assert.closeTo(metrics("self").fidelity_kl!, 0, 1e-5)
+      assert.isAbove(metrics("fidelity").fidelity_kl!, 0)
+      assert.isBelow(metrics("fidelity").agreement!, 1)
+      assert.strictEqual(metrics("fidelity").tokens, metrics("self").tokens)
+
+      const other = yield* loadPipelineFile(teacherPipeline({ student: "bytes", teacher: "bytes2" }), builtinRegistry)
+      const error = yield* Effect.flip(executor.run(other))
+      assert.match(error.message, /node 'fidelity': the teacher reads another tokenizer than the model/)
     }).pipe(Effect.provide(TestLayer))
   )
 })
