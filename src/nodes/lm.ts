@@ -181,7 +181,14 @@ export const LmTrainKind = defineKind({
         ctx.metric({ name: "tokens_per_second", step: r.step, value: r.tokensPerSecond })
       }
       const info = result.info as unknown as Record<string, string | number | boolean>
-      for (const [name, value] of Object.entries(info)) if (typeof value === "number") ctx.metric({ name, value })
+      // The loop counts evaluation rounds as epochs; in an LM's terms they are steps.
+      const evalEvery = params.evalEvery ?? params.steps
+      ctx.metric({ name: "steps", value: result.info.steps })
+      ctx.metric({ name: "best_step", value: result.info.bestEpoch * evalEvery })
+      ctx.metric({ name: "kept_step", value: result.info.epoch * evalEvery })
+      if (result.info.selectedOn === "val_loss") ctx.metric({ name: "best_val_loss", value: result.info.bestValue })
+      ctx.metric({ name: "mean_tokens_per_second", value: result.info.tokensPerSecond })
+      ctx.metric({ name: "seconds", value: result.info.seconds })
       ctx.metric({ name: "params", value: parameterCount(result) })
       ctx.info({ checkpoint: info })
       const model: LanguageModel = { _tag: "LanguageModel", spec: Schema.encodeSync(TransformerSpec)(spec), tokenizer, weights: result.weights, info }

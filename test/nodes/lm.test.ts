@@ -54,6 +54,10 @@ describe("lm-tiny pipeline", () => {
       )
       assert.isBelow(value("lm", "val_loss", 40), value("lm", "val_loss", 10))
       assert.isAbove(value("lm", "tokens_per_second", 40), 0)
+      assert.strictEqual(value("lm", "steps"), 40)
+      assert.include([10, 20, 30, 40], value("lm", "best_step"))
+      assert.strictEqual(value("lm", "kept_step"), value("lm", "best_step"))
+      assert.strictEqual(value("lm", "best_val_loss"), Math.min(...[10, 20, 30, 40].map((s) => value("lm", "val_loss", s))))
       const bpb = value("eval", "bits_per_byte")
       // Byte-level: one byte per counted target except <eos>, so bits per byte ~ cross-entropy / ln 2.
       assert.closeTo(bpb, (value("eval", "cross_entropy") / Math.LN2) * (value("eval", "tokens") / value("eval", "bytes")), 1e-6)
