@@ -5,13 +5,19 @@
  * accumulation, the best checkpoint by validation loss. It is a kind of its own, not a `model:` type
  * of `train`, because its inputs (corpus + tokenizer), its budget (optimizer steps) and its output (a
  * LanguageModel that carries its tokenizer) all differ from the classifier's, and the classifier path
- * stays as it was. `lm_evaluate` measures held-out cross-entropy, perplexity and bits per byte, and
- * with a teacher of the same tokenizer, next-token agreement and KL(teacher || student).
+ * stays as it was. With a `teacher` LanguageModel of the same tokenizer and an `objective`, `lm_train`
+ * distils it token by token (losses/tokenKd.ts: alpha * T^2 * the mean per counted target token of
+ * D(teacher_T || student_T) + (1 - alpha) * next-token CE), the teacher's logits computed per batch.
+ * An `init` model warm-starts the student. `lm_evaluate` measures held-out cross-entropy, perplexity
+ * and bits per byte, and with a teacher of the same tokenizer, next-token agreement and
+ * KL(teacher || student).
  */
+import type * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
 import type { LanguageModel, PortValues, TextCorpus, Tokenizer } from "../domain/Artifact.js"
 import { parameterCount } from "../domain/Artifact.js"
-import { shapeProblem, TransformerSpec } from "../models/TransformerSpec.js"
+import { ObjectiveSpec } from "../losses/ObjectiveSpec.js"
+import { decodeTransformerSpec, shapeProblem, TransformerSpec } from "../models/TransformerSpec.js"
 import { save as saveTokenizer } from "../tokenizer/Tokenizer.js"
 import { SplitParam } from "./generate.js"
 import { defineKind, NodeError, onRun } from "./NodeKind.js"
@@ -67,6 +73,10 @@ export const LmTrainParams = Schema.Struct({
   gradClip: Schema.optional(positive).annotations({ description: "Clip the gradients to this global norm (absent: no clipping)" }),
   checkpoint: Schema.optionalWith(Schema.Literal("best", "last"), { default: () => "best" as const }).annotations({
     description: "The weights kept: those of the evaluation with the lowest validation loss, or the last"
+  }),
+  objective: Schema.optional(ObjectiveSpec).annotations({
+    description:
+      "Token-level KD from the 'teacher' input: alpha * T^2 * mean per counted target token of D(teacher_T || student_T) + (1 - alpha) * next-token CE; absent: next-token CE only"
   })
 }).pipe(
   Schema.filter((p) => {
@@ -106,6 +116,23 @@ export const tokenMetrics = (
 
 const sameTokenizer = (a: Tokenizer, b: Tokenizer): boolean => saveTokenizer(a) === saveTokenizer(b)
 
+/** A tokenizer's vocabulary in words, for errors: type, size, merges and special tokens. */
+const vocabularyWords = (t: Tokenizer): string =>
+  `${t.type}, ${t.vocabSize} tokens (${t.merges.length / 2} merges, specials ${Object.keys(t.special).join(" ") || "none"})`
+
+/** Why two models cannot be compared token by token, naming both vocabularies; undefined when they can. */
+const tokenizerMismatch = (what: string, other: Tokenizer, mine: Tokenizer): string | undefined =>
+  sameTokenizer(other, mine)
+    ? undefined
+    : `${what} reads another tokenizer than the model: per-token agreement, KL and distillation need the same vocabulary (${what}: ${vocabularyWords(other)}; the model: ${vocabularyWords(mine)}); wire the same tokenizer node to both`
+
+/** The spec fields (dropout aside, which holds no weights) where `there` and `here` differ, in words; undefined when none. */
+const specMismatch = (there: Record<string, unknown>, here: Record<string, unknown>): string | undefined => {
+  const keys = [...new Set([...Object.keys(there), ...Object.keys(here)])].filter((k) => k !== "dropout")
+  const differs = keys.filter((k) => JSON.stringify(there[k]) !== JSON.stringify(here[k]))
+  return differs.length === 0 ? undefined : differs.map((k) => `${k}: ${JSON.stringify(there[k])} there, ${JSON.stringify(here[k])} here`).join("; ")
+}
+
 const fail = (ctx: { readonly nodeId: string; readonly kind: string }, message: string, cause?: unknown) =>
   new NodeError({ node: ctx.nodeId, kind: ctx.kind, message, cause })
 
@@ -114,12 +141,13 @@ export const LmTrainKind = defineKind({
   version: 1,
   heavy: true,
   description:
-    "Trains a decoder-only transformer LM on a corpus through a tokenizer (AdamW, warm-up + cosine, clipping, accumulation); a kind apart from train, whose inputs, budget and output are a classifier's",
+    "Trains a decoder-only transformer LM on a corpus through a tokenizer (AdamW, warm-up + cosine, clipping, accumulation); with a teacher, token-level KD: alpha * T^2 * mean per counted target token of D(teacher_T || student_T) + (1 - alpha) * next-token CE (reduction per token, not per sequence; prompt tokens count in neither term); a kind apart from train, whose inputs, budget and output are a classifier's",
   params: LmTrainParams,
   inputs: {
     corpus: { type: "TextCorpus", description: "the text: trains on its train split, validates on its validation split" },
     tokenizer: { type: "Tokenizer", description: "the tokenizer; it becomes part of the model artifact" },
-    init: { type: "LanguageModel", optional: true, description: "start from this model's weights (same spec and tokenizer)" }
+    init: { type: "LanguageModel", optional: true, description: "start from this model's weights (same spec and tokenizer): a warm start" },
+    teacher: { type: "LanguageModel", optional: true, description: "a teacher of the same tokenizer, distilled per token by param objective" }
   },
   outputs: { model: "LanguageModel" },
   run: (ctx) =>
@@ -128,6 +156,7 @@ export const LmTrainKind = defineKind({
       const corpus: TextCorpus = ctx.inputs.corpus
       const tokenizer: Tokenizer = ctx.inputs.tokenizer
       const init: LanguageModel | undefined = ctx.inputs.init
+      const teacher: LanguageModel | undefined = ctx.inputs.teacher
       const { packCorpus, packedRows } = yield* onRun(() => import("../tokenizer/Pack.js"))
       const { trainLanguageModel } = yield* onRun(() => import("../train/LanguageModel.js"))
       const spec = yield* Schema.decodeUnknown(TransformerSpec)({ ...Schema.encodeSync(LmModelSpec)(params.model), vocabSize: tokenizer.vocabSize }).pipe(
@@ -136,7 +165,26 @@ export const LmTrainKind = defineKind({
       if (init !== undefined && !sameTokenizer(init.tokenizer, tokenizer)) {
         return yield* fail(ctx, "input 'init' was trained with another tokenizer: wire the same tokenizer node to both")
       }
+      const encoded = Schema.encodeSync(TransformerSpec)
+      const specProblem = init !== undefined ? specMismatch(encoded(decodeTransformerSpec(init.spec)), encoded(spec)) : undefined
+      if (specProblem !== undefined) return yield* fail(ctx, `input 'init' has another model spec (${specProblem}): a warm start needs the same shapes`)
+      if (teacher !== undefined) {
+        const problem = tokenizerMismatch("the teacher", teacher.tokenizer, tokenizer)
+        if (problem !== undefined) return yield* fail(ctx, problem)
+      }
+      const objective = params.objective
+      const distilling = objective !== undefined && objective.divergence !== "none"
+      if (teacher !== undefined && !distilling) {
+        return yield* fail(ctx, "input 'teacher' is wired but param 'objective' names no divergence: add objective: { divergence: forward_kl, alpha: 0.5 }")
+      }
+      if (teacher === undefined && distilling) {
+        return yield* fail(ctx, `param 'objective' distils by ${objective.divergence} but input 'teacher' is not wired: wire a LanguageModel node to it`)
+      }
       const T = params.sequenceLength ?? spec.context
+      const teacherSpec = teacher !== undefined ? decodeTransformerSpec(teacher.spec) : undefined
+      if (teacherSpec !== undefined && teacherSpec.context < T) {
+        return yield* fail(ctx, `the teacher's context ${teacherSpec.context} is shorter than the training sequences of ${T} tokens: lower sequenceLength`)
+      }
       const train = packCorpus(tokenizer, corpus, "train", T)
       const validation = packCorpus(tokenizer, corpus, "validation", T)
       if (packedRows(train) === 0) {
@@ -145,35 +193,59 @@ export const LmTrainKind = defineKind({
       const { type: _adamw, ...adam } = params.optimizer
       ctx.metric({ name: "train_tokens", value: train.inputs.length })
       ctx.metric({ name: "validation_tokens", value: validation.inputs.length })
-      ctx.info({ loss: "next-token cross-entropy, mean per counted target token", optimizer: params.optimizer, backend: ctx.backend })
+      const { describeTokenObjective, tokenDistillationLoss } = yield* onRun(() => import("../losses/tokenKd.js"))
+      const { transformerFromWeights } = yield* onRun(() => import("../models/Transformer.js"))
+      const described = distilling ? describeTokenObjective(objective) : undefined
+      ctx.info({
+        loss: described !== undefined ? String(described.loss) : "next-token cross-entropy, mean per counted target token",
+        ...(described !== undefined ? { objective: described, teacher: ctx.inputNodes.teacher ?? "teacher" } : {}),
+        ...(init !== undefined ? { init: ctx.inputNodes.init ?? "init" } : {}),
+        optimizer: params.optimizer,
+        backend: ctx.backend
+      })
       const result = yield* Effect.tryPromise({
-        try: (signal) =>
-          trainLanguageModel({
-            spec,
-            train,
-            ...(packedRows(validation) > 0 ? { validation } : {}),
-            optimizer: { type: "adam", ...adam },
-            batchSize: params.batchSize,
-            accumulate: params.accumulate,
-            steps: params.steps,
-            evalEvery: params.evalEvery ?? params.steps,
-            warmupSteps: params.warmupSteps,
-            minLrRatio: params.minLrRatio,
-            ...(params.gradClip !== undefined ? { clipNorm: params.gradClip } : {}),
-            seed: ctx.seed,
-            checkpoint: params.checkpoint,
-            signal,
-            ...(init !== undefined ? { initial: init.weights } : {}),
-            onRound: (r, step) =>
-              ctx.progress({
-                done: step,
-                total: params.steps,
-                unit: "step",
-                facts: { loss: r.trainLoss, ...(r.valLoss !== undefined ? { val_loss: r.valLoss } : {}) }
-              })
-          }),
+        try: async (signal) => {
+          const teacherNet = teacherSpec !== undefined ? transformerFromWeights(teacherSpec, teacher!.weights) : undefined
+          try {
+            return await trainLanguageModel({
+              spec,
+              train,
+              ...(packedRows(validation) > 0 ? { validation } : {}),
+              optimizer: { type: "adam", ...adam },
+              batchSize: params.batchSize,
+              accumulate: params.accumulate,
+              steps: params.steps,
+              evalEvery: params.evalEvery ?? params.steps,
+              warmupSteps: params.warmupSteps,
+              minLrRatio: params.minLrRatio,
+              ...(params.gradClip !== undefined ? { clipNorm: params.gradClip } : {}),
+              seed: ctx.seed,
+              checkpoint: params.checkpoint,
+              signal,
+              ...(init !== undefined ? { initial: init.weights } : {}),
+              ...(distilling && teacherNet !== undefined
+                ? {
+                    teacher: teacherNet,
+                    loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits?: tf.Tensor3D) =>
+                      tokenDistillationLoss(objective, logits, targets, teacherLogits)
+                  }
+                : {}),
+              onRound: (r, step) =>
+                ctx.progress({
+                  done: step,
+                  total: params.steps,
+                  unit: "step",
+                  facts: { loss: r.trainLoss, ...(r.valLoss !== undefined ? { val_loss: r.valLoss } : {}) }
+                })
+            })
+          } finally {
+            teacherNet?.dispose()
+          }
+        },
         catch: (cause) => fail(ctx, `training failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
       })
+      // A warm start's starting point: the init model's validation loss before any step.
+      if (result.initialValLoss !== undefined) ctx.metric({ name: "val_loss", step: 0, value: result.initialValLoss })
       for (const r of result.history) {
         ctx.metric({ name: "train_loss", step: r.step, value: r.trainLoss })
         if (r.valLoss !== undefined) ctx.metric({ name: "val_loss", step: r.step, value: r.valLoss })
@@ -214,10 +286,8 @@ export const LmEvaluateKind = defineKind({
       const lm: PortValues["LanguageModel"] = ctx.inputs.model
       const teacher: LanguageModel | undefined = ctx.inputs.teacher
       const subject = ctx.inputNodes.model ?? ctx.nodeId
-      if (teacher !== undefined && !sameTokenizer(teacher.tokenizer, lm.tokenizer)) {
-        return yield* fail(ctx, "the teacher reads another tokenizer than the model: per-token agreement and KL need the same vocabulary")
-      }
-      const { decodeTransformerSpec } = yield* onRun(() => import("../models/TransformerSpec.js"))
+      const mismatch = teacher !== undefined ? tokenizerMismatch("the teacher", teacher.tokenizer, lm.tokenizer) : undefined
+      if (mismatch !== undefined) return yield* fail(ctx, mismatch)
       const { transformerFromWeights } = yield* onRun(() => import("../models/Transformer.js"))
       const { packCorpus, targetBytes } = yield* onRun(() => import("../tokenizer/Pack.js"))
       const { scoreLanguageModel } = yield* onRun(() => import("../train/LanguageModel.js"))

@@ -6,6 +6,9 @@
  * stream of seeded shuffles (Loop.ts `epochOrder`), and every `evalEvery` steps is one round of
  * Loop.ts's epoch loop (validation, the best checkpoint by validation loss, early stopping). Each
  * optimizer step averages the mean losses of `accumulate` micro-batches of `batchSize` sequences.
+ * With a teacher, each micro-batch's teacher logits are computed on the fly, outside the gradient tape
+ * (the teacher is a constant), and handed to the loss (losses/tokenKd.ts); validation stays next-token
+ * cross-entropy, so checkpoints are chosen on held-out CE whatever the objective.
  */
 import * as tf from "@tensorflow/tfjs"
 import { backendCapabilities } from "../backend/Capabilities.js"
@@ -62,13 +65,20 @@ export interface LmTrainOptions {
   readonly onRound?: (r: EpochReport, step: number, tokensPerSecond: number) => void
   readonly evalBatchSize?: number
   readonly initial?: ReadonlyArray<Weight>
-  /** The objective (default next-token cross-entropy): logits (B, T, V), targets (B, T) -> scalar. */
-  readonly loss?: (logits: tf.Tensor3D, targets: tf.Tensor2D) => tf.Scalar
+  /**
+   * The objective (default next-token cross-entropy): student logits (B, T, V), targets (B, T), and the
+   * teacher's logits (B, T, V) when a teacher is given -> scalar.
+   */
+  readonly loss?: (logits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits?: tf.Tensor3D) => tf.Scalar
+  /** A teacher over the same vocabulary whose logits the loss reads; it is not trained. */
+  readonly teacher?: Pick<TrainableModel<tf.Tensor2D, tf.Tensor3D>, "forward">
 }
 
 export interface LmTrainResult {
   readonly weights: Array<Weight>
   readonly info: TrainInfo & { readonly steps: number; readonly tokensPerSecond: number }
+  /** With `initial` weights and validation data: the validation loss before the first step (the warm start's starting point). */
+  readonly initialValLoss?: number
   readonly history: Array<EpochReport & { readonly step: number; readonly tokensPerSecond: number }>
 }
 
@@ -141,8 +151,10 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
         const idx = tf.tensor1d(Int32Array.from({ length: rows }, (_, i) => sequenceAt(first + i)), "int32")
         const xb = tf.gather(data.inputs, idx) as tf.Tensor2D // (B, T) int32
         const yb = tf.gather(data.labels, idx) as tf.Tensor2D // (B, T) int32, -1 = not counted
+        // (B, T, V) teacher logits, computed before the tape starts: no gradient flows into the teacher.
+        const teacherLogits = o.teacher?.forward(xb, { training: false }).logits
         const { value, grads } = updater.gradients(
-          () => lossOf(model.forward(xb, { training: true, seed: deriveSeed(o.seed, "dropout", round, b) }).logits, yb),
+          () => lossOf(model.forward(xb, { training: true, seed: deriveSeed(o.seed, "dropout", round, b) }).logits, yb, teacherLogits),
           variables
         )
         const previous = accumulated
@@ -167,6 +179,11 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
       return next
     }
 
+    // A warm start's starting point, before any step: the init model's own validation loss.
+    const initialValLoss =
+      o.initial !== undefined && val !== undefined
+        ? (await evaluate(model, val.inputs, val.labels, Math.max(1, o.evalBatchSize ?? 64), o.signal))?.loss
+        : undefined
     await runEpochs(loop, rowsPerRound, book, {
       train: async (round) => {
         const t0 = performance.now()
@@ -193,6 +210,7 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
     return {
       weights,
       info: { ...info, steps: step, tokensPerSecond: speeds.length > 0 ? speeds.reduce((a, b) => a + b, 0) / speeds.length : 0 },
+      ...(initialValLoss !== undefined ? { initialValLoss } : {}),
       history
     }
   } finally {

@@ -1,7 +1,10 @@
 /**
  * `text -> tokenizer -> lm_train -> lm_evaluate` through the executor, with pipelines/lm-tiny.yaml
  * itself: it runs, the second run is all cache hits, no tensor is left behind, and the metrics land in
- * the results store. Bits per byte on a hand example; the params are checked before anything runs.
+ * the results store. pipelines/lm-kd-tiny.yaml the same way: a teacher, a scratch student, a forward-KL
+ * student and a reverse-KL student warm-started from the scratch one, the objective recorded in
+ * nodes.info, the warm start beginning at its init model. Bits per byte on a hand example; the params
+ * are checked before anything runs; a teacher or init that does not fit is refused.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
@@ -108,6 +111,94 @@ describe("lm_evaluate with a teacher", () => {
       const other = yield* loadPipelineFile(teacherPipeline({ student: "bytes", teacher: "bytes2" }), builtinRegistry)
       const error = yield* Effect.flip(executor.run(other))
       assert.match(error.message, /node 'fidelity': the teacher reads another tokenizer than the model/)
+    }).pipe(Effect.provide(TestLayer))
+  )
+})
+
+describe("lm-kd-tiny pipeline", () => {
+  it.live("distils a teacher LM per token (forward KL; reverse KL from a warm start), then is all cache hits", () =>
+    Effect.gen(function* () {
+      const pipeline = yield* loadPipelineFile("pipelines/lm-kd-tiny.yaml", builtinRegistry)
+      const executor = yield* Executor
+      const tensors = tf.memory().numTensors
+      const first = yield* executor.run(pipeline)
+      const ids = ["brown", "bytes", "teacher", "scratch", "forward_kl", "reverse_kl", "eval_teacher", "eval_scratch", "eval_forward_kl", "eval_reverse_kl"]
+      assert.deepStrictEqual(statuses(first), Object.fromEntries(ids.map((id) => [id, "executed"])))
+      assert.strictEqual(tf.memory().numTensors, tensors)
+
+      const store = yield* ResultsStore
+      const rows = yield* store.query("SELECT node_id, name, step, value FROM metrics WHERE run_id = $1", [first.runId])
+      const value = (node: string, name: string, step: number | null = null) =>
+        Number(rows.rows.find((r) => r[0] === node && r[1] === name && (r[2] ?? null) === step)?.[3])
+      // The warm start begins at its init model: its validation loss before step 1 is the scratch student's kept one.
+      assert.closeTo(value("reverse_kl", "val_loss", 0), value("scratch", "best_val_loss"), 1e-5)
+      assert.isNaN(value("scratch", "val_loss", 0))
+      for (const id of ["scratch", "forward_kl", "reverse_kl"]) {
+        assert.isAbove(value(`eval_${id}`, "fidelity_kl"), 0)
+        assert.isBelow(value(`eval_${id}`, "bits_per_byte"), 8)
+      }
+      assert.isAbove(value("eval_teacher", "params"), value("eval_scratch", "params"))
+
+      const info = yield* store.query("SELECT node_id, CAST(info AS VARCHAR) FROM nodes WHERE run_id = $1 AND kind = 'lm_train'", [first.runId])
+      const infoOf = (id: string) => JSON.parse(String(info.rows.find((r) => r[0] === id)![1])) as Record<string, any>
+      const reverse = infoOf("reverse_kl").objective
+      assert.strictEqual(reverse.divergence, "reverse_kl")
+      assert.match(reverse.direction, /student/)
+      assert.strictEqual(reverse.reduction, "per token")
+      assert.strictEqual(reverse.temperature, 1)
+      assert.strictEqual(reverse.alpha, 0.5)
+      assert.isString(reverse.formula)
+      assert.strictEqual(infoOf("reverse_kl").init, "scratch")
+      assert.strictEqual(infoOf("forward_kl").objective.divergence, "forward_kl")
+      assert.isUndefined(infoOf("scratch").objective)
+
+      const second = yield* executor.run(pipeline)
+      assert.deepStrictEqual(statuses(second), Object.fromEntries(ids.map((id) => [id, "cached"])))
+    }).pipe(Effect.provide(TestLayer))
+  )
+})
+
+const kdPipeline = (student: string) => {
+  const file = join(mkdtempSync(join(tmpdir(), "distillery-lm-kd-")), "lm-kd.yaml")
+  const model = "model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 2"
+  writeFileSync(
+    file,
+    `name: lm-kd-refused
+seed: 2
+nodes:
+  - { id: brown, kind: text, params: { source: brown, limit: 6 } }
+  - { id: bytes, kind: tokenizer, params: { type: bytes } }
+  - { id: bytes2, kind: tokenizer, params: { type: bytes, special: ["<eos>"] } }
+  - { id: teacher, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes }, params: { ${model} } }
+  - { id: wide, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes }, params: { model: { type: transformer, layers: 1, width: 32, heads: 2, context: 16 }, batchSize: 4, steps: 2 } }
+  - ${student}
+`
+  )
+  return file
+}
+
+describe("lm_train with a teacher or an init that does not fit", () => {
+  it.live("refuses another tokenizer (naming both vocabularies), a teacher without an objective, and an init of another spec", () =>
+    Effect.gen(function* () {
+      const executor = yield* Executor
+      const refused = (student: string) =>
+        Effect.gen(function* () {
+          return (yield* Effect.flip(executor.run(yield* loadPipelineFile(kdPipeline(student), builtinRegistry)))).message
+        })
+      const objective = "objective: { divergence: forward_kl }"
+      const mismatch = yield* refused(`{ id: kd, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes2, teacher: teacher }, params: { ${"model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 2"}, ${objective} } }`)
+      assert.match(mismatch, /node 'kd': the teacher reads another tokenizer than the model/)
+      assert.match(mismatch, /the teacher: bytes, 259 tokens \(0 merges, specials <pad> <bos> <eos>\); the model: bytes, 257 tokens \(0 merges, specials <eos>\)/)
+      const noObjective = yield* refused(
+        "{ id: kd, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes, teacher: teacher }, params: { model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 2 } }"
+      )
+      assert.match(noObjective, /input 'teacher' is wired but param 'objective' names no divergence/)
+      const noTeacher = yield* refused(`{ id: kd, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes }, params: { model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 2, ${objective} } }`)
+      assert.match(noTeacher, /param 'objective' distils by forward_kl but input 'teacher' is not wired/)
+      const otherSpec = yield* refused(
+        "{ id: kd, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes, init: wide }, params: { model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 2 } }"
+      )
+      assert.match(otherSpec, /input 'init' has another model spec \(width: 32 there, 16 here/)
     }).pipe(Effect.provide(TestLayer))
   )
 })

@@ -1,11 +1,13 @@
 /**
  * The language-model family: determinism per seed, no tensor left behind (per round and per run),
- * gradient accumulation equal to one larger batch, and the loss falling on a Brown slice. Tiny
- * transformers on the wasm backend, a few dozen steps.
+ * gradient accumulation equal to one larger batch, and the loss falling on a Brown slice; with a
+ * teacher (token-level KD), the distillation loss falling toward a fixed teacher, determinism, and a
+ * flat tensor count; a warm start begins exactly at its init model. Tiny transformers on the wasm
+ * backend, a few dozen steps.
  */
 import { assert, beforeAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
-import { Effect } from "effect"
+import { Effect, Schema } from "effect"
 import { initBackend } from "../../src/backend/Backend.js"
 import { loadTextCorpus } from "../../src/data/text.js"
 import { makeRng } from "../../src/domain/Random.js"
@@ -15,7 +17,9 @@ import type { PackedTokens } from "../../src/tokenizer/Pack.js"
 import { packCorpus } from "../../src/tokenizer/Pack.js"
 import type { LmTrainOptions } from "../../src/train/LanguageModel.js"
 import { scoreLanguageModel, trainLanguageModel } from "../../src/train/LanguageModel.js"
-import { buildTransformer } from "../../src/models/Transformer.js"
+import { ObjectiveSpec } from "../../src/losses/ObjectiveSpec.js"
+import { tokenDistillationLoss } from "../../src/losses/tokenKd.js"
+import { buildTransformer, transformerFromWeights } from "../../src/models/Transformer.js"
 import { logSoftmax } from "../losses/reference.js"
 
 beforeAll(async () => {
@@ -131,5 +135,63 @@ describe("trainLanguageModel", () => {
     tf.dispose(x)
     student.dispose()
     teacher.dispose()
+  })
+})
+
+describe("trainLanguageModel with a teacher (token-level KD)", () => {
+  const objective = (o: object) => Schema.decodeSync(ObjectiveSpec)(o as never)
+  const kd = (o: object, teacherSeed = 9) => {
+    const teacher = buildTransformer(spec, teacherSeed)
+    const s = objective(o)
+    return {
+      teacher,
+      options: {
+        ...base,
+        teacher,
+        loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits?: tf.Tensor3D) => tokenDistillationLoss(s, logits, targets, teacherLogits)
+      } satisfies LmTrainOptions
+    }
+  }
+
+  it("lowers the distillation loss toward a fixed teacher (alpha = 1: the teacher is the only target)", async () => {
+    for (const divergence of ["forward_kl", "reverse_kl"]) {
+      const { teacher, options } = kd({ divergence, temperature: 2, alpha: 1 })
+      const r = await trainLanguageModel({ ...options, steps: 20, evalEvery: 5, checkpoint: "last" })
+      teacher.dispose()
+      const losses = r.history.map((h) => h.trainLoss)
+      assert.isBelow(losses[losses.length - 1]!, losses[0]! * 0.7, `${divergence}: ${losses.join(", ")}`)
+    }
+  })
+
+  it("is deterministic per seed, leaves the tensor count flat, and the teacher's weights untouched", async () => {
+    const { teacher, options } = kd({ divergence: "reverse_kl", temperature: 1, alpha: 0.5 })
+    const teacherBefore = teacher.variables.map((v) => Array.from(v.dataSync()))
+    const before = tf.memory().numTensors
+    const perRound: Array<number> = []
+    const a = await trainLanguageModel({ ...options, checkpoint: "last", onRound: () => perRound.push(tf.memory().numTensors) })
+    assert.strictEqual(perRound[0], perRound[1])
+    assert.strictEqual(tf.memory().numTensors, before)
+    const b = await trainLanguageModel({ ...options, checkpoint: "last" })
+    assert.deepStrictEqual(values(a), values(b))
+    const ce = await trainLanguageModel({ ...base, checkpoint: "last" })
+    assert.notDeepEqual(values(a), values(ce))
+    assert.deepStrictEqual(teacher.variables.map((v) => Array.from(v.dataSync())), teacherBefore)
+    teacher.dispose()
+  })
+})
+
+describe("a warm start", () => {
+  it("begins at the init model: the validation loss before step 1 is the init model's, and training goes on from there", async () => {
+    const first = await trainLanguageModel({ ...base, seed: 4 })
+    const warm = await trainLanguageModel({ ...base, seed: 5, initial: first.weights })
+    const init = transformerFromWeights(spec, first.weights)
+    const scores = await scoreLanguageModel(init, base.validation!, 64)
+    init.dispose()
+    const mean = scores.nll.reduce((a, b) => a + b, 0) / scores.nll.length // every target counts here
+    assert.closeTo(warm.initialValLoss!, mean, 1e-5)
+    assert.isBelow(warm.history[0]!.valLoss!, warm.initialValLoss! + 1e-3)
+    const cold = await trainLanguageModel({ ...base, seed: 5 })
+    assert.isUndefined(cold.initialValLoss)
+    assert.isBelow(warm.history[0]!.valLoss!, cold.history[0]!.valLoss!)
   })
 })

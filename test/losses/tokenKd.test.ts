@@ -1,0 +1,93 @@
+/**
+ * Token-level KD against a float64 plain-array reference: alpha * T^2 * the mean over counted target
+ * positions of D(teacher_T || student_T) + (1 - alpha) * next-token CE, dense over the vocabulary, with
+ * prompt positions (-1) counted in neither term; every divergence of the registry, T = 2, alpha mixing,
+ * and the gradient against finite differences for forward and reverse KL.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import * as tf from "@tensorflow/tfjs"
+import { Schema } from "effect"
+import { makeRng } from "../../src/domain/Random.js"
+import { divergenceNames, ObjectiveSpec } from "../../src/losses/ObjectiveSpec.js"
+import { describeTokenObjective, tokenDistillationLoss, tokenDivergence } from "../../src/losses/tokenKd.js"
+import { logSoftmax, numericalGradient, refDenseBuckets, refDivergence } from "./reference.js"
+
+const [B, T, V] = [2, 3, 5]
+const rng = makeRng(11)
+const student = Array.from({ length: B * T * V }, () => rng.normal() * 2)
+const teacher = Array.from({ length: B * T * V }, () => rng.normal() * 2)
+const targets = [4, -1, 0, 2, 2, -1] // two prompt positions, counted in neither term
+const row = (z: ReadonlyArray<number>, i: number) => z.slice(i * V, (i + 1) * V)
+const counted = targets.filter((y) => y >= 0).length
+const spec = (o: object) => Schema.decodeSync(ObjectiveSpec)(o as never)
+
+/** The objective from its formula, in float64. */
+const refLoss = (s: ObjectiveSpec, zs: ReadonlyArray<number>): number => {
+  let d = 0
+  let ce = 0
+  targets.forEach((y, i) => {
+    if (y < 0) return
+    d += refDivergence(s.divergence, refDenseBuckets(row(teacher, i), row(zs, i), s.temperature), s)
+    ce -= logSoftmax(row(zs, i))[y]!
+  })
+  const factor = s.scaleT2 ? s.temperature ** 2 : 1
+  return s.alpha * factor * (d / counted) + (1 - s.alpha) * (ce / counted)
+}
+
+const loss = (s: ObjectiveSpec, zs: ReadonlyArray<number>): number =>
+  tf.tidy(() =>
+    tokenDistillationLoss(s, tf.tensor3d(zs as Array<number>, [B, T, V]), tf.tensor2d(targets, [B, T], "int32"), tf.tensor3d(teacher, [B, T, V])).dataSync()[0]!
+  )
+
+describe("tokenDistillationLoss", () => {
+  for (const divergence of divergenceNames) {
+    it(`${divergence}: alpha * T^2 * mean per counted token of D + (1 - alpha) * CE (T = 2, float64 reference)`, () => {
+      for (const [temperature, alpha] of [[2, 0.7], [1, 1], [2, 0]] as const) {
+        const s = spec({ divergence, temperature, alpha })
+        assert.closeTo(loss(s, student), refLoss(s, student), 2e-4 * Math.max(1, Math.abs(refLoss(s, student))), `T ${temperature} alpha ${alpha}`)
+      }
+    })
+  }
+
+  it("is zero at masked positions per token, and the CE alone without a teacher or with divergence none", () => {
+    const s = spec({ divergence: "reverse_kl", temperature: 2, alpha: 0.5 })
+    const d = tf.tidy(() =>
+      Array.from(tokenDivergence(s, tf.tensor3d(student, [B, T, V]), tf.tensor3d(teacher, [B, T, V]), tf.tensor2d(targets, [B, T], "int32")).dataSync())
+    )
+    targets.forEach((y, i) => {
+      const want = y < 0 ? 0 : refDivergence("reverse_kl", refDenseBuckets(row(teacher, i), row(student, i), 2), s)
+      assert.closeTo(d[i]!, want, 1e-4)
+    })
+    const ce = refLoss(spec({ divergence: "forward_kl", alpha: 0 }), student)
+    const alone = tf.tidy(() => tokenDistillationLoss(s, tf.tensor3d(student, [B, T, V]), tf.tensor2d(targets, [B, T], "int32")).dataSync()[0]!)
+    assert.closeTo(alone, ce, 1e-5)
+    assert.closeTo(loss(spec({ divergence: "none" }), student), ce, 1e-5)
+  })
+
+  for (const divergence of ["forward_kl", "reverse_kl"] as const) {
+    it(`${divergence}: the gradient w.r.t. the student logits matches finite differences`, () => {
+      const s = spec({ divergence, temperature: 2, alpha: 0.6 })
+      const before = tf.memory().numTensors
+      const g = tf.tidy(() => {
+        const y = tf.tensor2d(targets, [B, T], "int32")
+        const zt = tf.tensor3d(teacher, [B, T, V])
+        return Array.from(tf.grad((z: tf.Tensor) => tokenDistillationLoss(s, z as tf.Tensor3D, y, zt))(tf.tensor3d(student, [B, T, V])).dataSync())
+      })
+      assert.strictEqual(tf.memory().numTensors, before)
+      const rows = Array.from({ length: B * T }, (_, i) => row(student, i))
+      const numeric = numericalGradient((m) => refLoss(s, m.flat()), rows).flat()
+      numeric.forEach((n, i) => assert.closeTo(g[i]!, n, 1e-4))
+    })
+  }
+
+  it("is described per token in nodes.info", () => {
+    const d = describeTokenObjective(spec({ divergence: "reverse_kl", temperature: 2, alpha: 0.5 }))
+    assert.strictEqual(d.reduction, "per token")
+    assert.strictEqual(d.divergence, "reverse_kl")
+    assert.strictEqual(d.temperature, 2)
+    assert.strictEqual(d.alpha, 0.5)
+    assert.strictEqual(d.distillWeight, 2)
+    assert.match(String(d.direction), /student/)
+    assert.match(String(d.loss), /mean over counted target tokens of reverse_kl/)
+  })
+})
