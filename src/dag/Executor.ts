@@ -20,7 +20,7 @@ import { NodeError } from "../nodes/NodeKind.js"
 import type { Pipeline, ResolvedNode } from "../pipeline/Pipeline.js"
 import { ResultsStore } from "../store/ResultsStore.js"
 import { downstreamOf } from "./Graph.js"
-import { nodeCacheKey, pipelineCacheKeys } from "./PipelineKeys.js"
+import { pipelineCacheKeys } from "./PipelineKeys.js"
 
 export { nodeCacheKey, pipelineCacheKeys } from "./PipelineKeys.js"
 import type { NodeStatus } from "./Reporter.js"
@@ -98,8 +98,8 @@ class UpstreamFailed {
   constructor(readonly node: string) {}
 }
 
-/** A finished node's key and its result, read from the artifact store on first use when it was not read yet. */
-type KeyedResult = { readonly key: CacheKeyType; readonly result: Effect.Effect<StoredResult, NodeError> }
+/** A finished node's result, read from the artifact store on first use when it was not read yet. */
+type Finished = { readonly result: Effect.Effect<StoredResult, NodeError> }
 
 const makeRunId = Effect.gen(function* () {
   const now = new Date(yield* Clock.currentTimeMillis)
@@ -299,7 +299,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
           const rerun = downstreamOf(deps, options.rerun ?? [])
           const done = new Map(
             yield* Effect.forEach(pipeline.nodes, (n) =>
-              Deferred.make<KeyedResult, UpstreamFailed>().pipe(Effect.map((d) => [n.id, d] as const))
+              Deferred.make<Finished, UpstreamFailed>().pipe(Effect.map((d) => [n.id, d] as const))
             )
           )
           const outcomes = new Map<string, NodeOutcome>()
@@ -354,19 +354,15 @@ export class Executor extends Context.Tag("distillery/Executor")<
 
           const runNode = (node: ResolvedNode) =>
             Effect.gen(function* () {
-              const upstream: Array<readonly [string, string, KeyedResult]> = []
-              const upstreamKeys = new Map<string, string>()
-              for (const [port, ref] of Object.entries(node.inputs)) {
-                const got = yield* Deferred.await(done.get(ref.node)!)
-                upstreamKeys.set(ref.node, got.key)
-                upstream.push([port, ref.port, got])
-              }
+              const upstream: Array<readonly [string, string, Finished]> = []
+              for (const [port, ref] of Object.entries(node.inputs)) upstream.push([port, ref.port, yield* Deferred.await(done.get(ref.node)!)])
               // Read only when this node computes.
               const inputs = Effect.map(
                 Effect.forEach(upstream, ([port, output, got]) => Effect.map(got.result, (r) => [port, r.outputs[output]!] as const)),
                 (entries) => Object.fromEntries(entries) as Record<string, Artifact>
               )
-              const key = nodeCacheKey(node, upstreamKeys)
+              // Keys depend only on params and upstream keys: the ones computed before the run started.
+              const key = keys.get(node.id)!
               const recompute = options.force === true || rerun.has(node.id)
               if (!recompute && readsOnDemand(node) && !needed.has(node.id) && hits.get(node.id) === true && !inflight.has(key)) {
                 const startedAt = yield* Clock.currentTimeMillis
@@ -384,7 +380,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
                       }))
                     )
                   )
-                  return yield* Deferred.succeed(done.get(node.id)!, { key, result: read })
+                  return yield* Deferred.succeed(done.get(node.id)!, { result: read })
                 }
               }
               const { exit, startedAt, ms } = yield* semaphore.withPermits(1)(
@@ -400,7 +396,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
                 reporter.finished(node.id, status, ms)
                 yield* record(node, key, status, startedAt, ms, result)
                 outcomes.set(node.id, { id: node.id, kind: node.kind.kind, key, status, durationMs: ms, result })
-                yield* Deferred.succeed(done.get(node.id)!, { key, result: Effect.succeed(result) })
+                yield* Deferred.succeed(done.get(node.id)!, { result: Effect.succeed(result) })
               } else {
                 if (Cause.isInterruptedOnly(exit.cause)) return yield* Effect.interrupt
                 const message = errorMessage(exit.cause)
