@@ -54,16 +54,4 @@ export class TfBackend extends Context.Tag("distillery/TfBackend")<
       ).pipe(Effect.map((use) => TfBackend.of({ requested: name, use })))
     )
   }
-
-  /** Readied when the layer is built, failing the layer when the backend cannot run. */
-  static layerReady(name: BackendName): Layer.Layer<TfBackend, BackendError> {
-    return Layer.effect(
-      TfBackend,
-      Effect.gen(function* () {
-        const backend = yield* Effect.provide(TfBackend, TfBackend.layer(name))
-        const used = yield* backend.use
-        return TfBackend.of({ requested: name, use: Effect.succeed(used) })
-      })
-    )
-  }
 }

@@ -13,8 +13,7 @@ import type { Pipeline } from "../pipeline/Pipeline.js"
 import { parseRef } from "../pipeline/Validate.js"
 import * as ReadModel from "../store/ReadModel.js"
 import { ResultsStore } from "../store/ResultsStore.js"
-import { loadPipeline, storeOption } from "./shared.js"
-import { loadSweep } from "./sweep.js"
+import { loadPipeline, loadSweep, storeOption } from "./shared.js"
 
 export class UnknownNodeError extends Schema.TaggedError<UnknownNodeError>()("UnknownNodeError", {
   node: Schema.String,

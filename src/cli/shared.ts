@@ -30,10 +30,15 @@ export const formatOption = Options.choice("format", ["table", "csv", "json"] as
 
 export const resultsFile = (store: string): string => join(store, "results.duckdb")
 
+/** The YAML loader and the built-in kinds, imported when a verb first reads a pipeline. */
+const loader = Effect.promise(() => Promise.all([import("../pipeline/Yaml.js"), import("../nodes/builtins.js")]))
+
 export const loadPipeline = (file: string) =>
-  Effect.promise(() => Promise.all([import("../pipeline/Yaml.js"), import("../nodes/builtins.js")])).pipe(
-    Effect.flatMap(([yaml, kinds]) => yaml.loadPipelineFile(file, kinds.builtinRegistry))
-  )
+  Effect.flatMap(loader, ([yaml, kinds]) => yaml.loadPipelineFile(file, kinds.builtinRegistry))
+
+/** A pipeline file's `sweep:` section, expanded into its trials. */
+export const loadSweep = (file: string) =>
+  Effect.flatMap(loader, ([yaml, kinds]) => yaml.loadSweepFile(file, kinds.builtinRegistry))
 
 /** One worker thread per core: independent trainings then run side by side. */
 export const defaultWorkers = Math.max(1, availableParallelism())

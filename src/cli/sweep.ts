@@ -10,18 +10,13 @@ import { formatNumber, formatTable } from "../store/Format.js"
 import type { QueryResult } from "../store/ResultsStore.js"
 import { RunIdText } from "../domain/Ids.js"
 import * as ReadModel from "../store/ReadModel.js"
-import { backendOption, defaultWorkers, storeOption } from "./shared.js"
+import { backendOption, defaultWorkers, loadSweep, storeOption } from "./shared.js"
 
 /** Some trials failed; the others finished and are cached. */
 export class SweepFailedError extends Schema.TaggedError<SweepFailedError>()("SweepFailedError", {
   sweepId: Schema.String,
   message: Schema.String
 }) {}
-
-export const loadSweep = (file: string) =>
-  Effect.promise(() => Promise.all([import("../pipeline/Yaml.js"), import("../nodes/builtins.js")])).pipe(
-    Effect.flatMap(([yaml, kinds]) => yaml.loadSweepFile(file, kinds.builtinRegistry))
-  )
 
 /**
  * The sweep's results per param combination: the swept params, then for each node with the metric
