@@ -5,7 +5,7 @@
  */
 
 /** The kinds of value a port can carry. */
-export const PortTypes = ["Dataset", "SoftLabels", "Model", "Metrics", "Features", "TextCorpus", "Tokenizer", "LanguageModel"] as const
+export const PortTypes = ["Dataset", "SoftLabels", "Model", "Metrics", "Features", "TextCorpus", "Tokenizer", "LanguageModel", "Generations"] as const
 export type PortType = (typeof PortTypes)[number]
 
 /** One split of a dataset: N examples, features row-major (N, ...featureShape), labels (N). */
@@ -156,6 +156,63 @@ export interface LanguageModel {
   readonly info: Readonly<Record<string, string | number | boolean>>
 }
 
+/**
+ * Samples of a language model: G rows, each one sample (`sample`-th of n) continuing one prompt (or
+ * none: unconditional), as tokens of `tokenizer` and as text. Token sequences are flat with offsets:
+ * row g's prompt is `promptTokens[promptOffsets[g] .. promptOffsets[g + 1])`, its generated tokens
+ * `tokens[offsets[g] .. offsets[g + 1])`. `scores`, when present, is a scoring model's view of every
+ * generated position p (flat over the rows, in `tokens` order): its top-k next-token log-probabilities
+ * and the log of the probability left to the other V - k tokens (the k + 1 bucket rule of SoftLabels,
+ * here in log-probability space), so token-level distillation can run later without that model.
+ */
+export interface Generations {
+  readonly _tag: "Generations"
+  /** The tokenizer of every token here. */
+  readonly tokenizer: Tokenizer
+  /** The node whose model sampled these. */
+  readonly generator: string
+  /** Where the prompts came from, e.g. "brown:test", "prompts.jsonl", "unconditional". */
+  readonly source: string
+  /** (G) the prompt's document id (the same for the n samples of one prompt). */
+  readonly promptIds: ReadonlyArray<string>
+  /** (G) which of the prompt's n samples this row is, 0-based. */
+  readonly sample: Int32Array
+  /** (G) the seed this row's draws came from: it alone decides the sample (no dependence on batch order). */
+  readonly seeds: Int32Array
+  /** (G) prompt text and generated text. */
+  readonly prompts: ReadonlyArray<string>
+  readonly texts: ReadonlyArray<string>
+  readonly promptTokens: Int32Array
+  /** (G + 1) */
+  readonly promptOffsets: Int32Array
+  readonly tokens: Int32Array
+  /** (G + 1) */
+  readonly offsets: Int32Array
+  /** (G) "stop" (a stop token or string), "length" (max new tokens), "context" (the model's context is full). */
+  readonly finishReasons: ReadonlyArray<"stop" | "length" | "context">
+  /** (G) the generator's mean log-probability per generated token (untempered, unfiltered distribution). */
+  readonly meanLogProb: Float32Array
+  /** (G) the reference answer of the prompt's record, where the data has one (null where not). */
+  readonly answers?: ReadonlyArray<string | null>
+  /** The sampler settings: temperature, topK, topP, minP, maxNewTokens, stop strings, n, seed. */
+  readonly settings: Readonly<Record<string, unknown>>
+  /** Generated tokens per second of wall time while sampling. */
+  readonly tokensPerSecond: number
+  readonly scores?: {
+    /** The node whose model scored the generated positions. */
+    readonly scorer: string
+    readonly k: number
+    /** (P, k) token ids of the k most likely next tokens, most likely first. */
+    readonly indices: Int32Array
+    /** (P, k) their log-probabilities. */
+    readonly logProbs: Float32Array
+    /** (P) log of the probability of the V - k tokens left out (-Infinity when k = V). */
+    readonly tailLogProb: Float32Array
+    /** (P) the scorer's log-probability of the token actually generated there. */
+    readonly tokenLogProb: Float32Array
+  }
+}
+
 export interface PortValues {
   readonly Dataset: Dataset
   readonly SoftLabels: SoftLabels
@@ -165,6 +222,7 @@ export interface PortValues {
   readonly TextCorpus: TextCorpus
   readonly Tokenizer: Tokenizer
   readonly LanguageModel: LanguageModel
+  readonly Generations: Generations
 }
 
 export type Artifact = PortValues[PortType]

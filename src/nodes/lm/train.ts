@@ -8,43 +8,16 @@
  * stays as it was. With a `teacher` LanguageModel of the same tokenizer and an `objective`, `lm_train`
  * distils it token by token (losses/tokenKd.ts: alpha * T^2 * the mean per counted target token of
  * D(teacher_T || student_T) + (1 - alpha) * next-token CE), the teacher's logits computed per batch.
- * An `init` model warm-starts the student. `lm_evaluate` measures held-out cross-entropy, perplexity
- * and bits per byte, and with a teacher of the same tokenizer, next-token agreement and
- * KL(teacher || student).
+ * An `init` model warm-starts the student.
  */
 import type * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
-import type { LanguageModel, PortValues, TextCorpus, Tokenizer } from "../domain/Artifact.js"
-import { parameterCount } from "../domain/Artifact.js"
-import { ObjectiveSpec } from "../losses/ObjectiveSpec.js"
-import { decodeTransformerSpec, shapeProblem, TransformerSpec } from "../models/TransformerSpec.js"
-import { save as saveTokenizer } from "../tokenizer/Tokenizer.js"
-import { SplitParam } from "./generate.js"
-import { defineKind, NodeError, onRun } from "./NodeKind.js"
-
-const PositiveInt = Schema.Int.pipe(Schema.positive())
-const positive = Schema.Number.pipe(Schema.positive())
-
-/** The transformer of an `lm_train` node: TransformerSpec without `vocabSize`, which the tokenizer sets. */
-export const LmModelSpec = TransformerSpec.from.pipe(Schema.omit("vocabSize"), Schema.filter((s) => shapeProblem(s))).annotations({
-  identifier: "LmModelSpec",
-  description: "{ type: transformer, layers, width, heads, context, ... }; the vocabulary size is the tokenizer's"
-})
-
-export const AdamWParams = Schema.Struct({
-  type: Schema.Literal("adamw"),
-  learningRate: Schema.optionalWith(positive, { default: () => 0.001 }).annotations({ description: "Peak step size (after warm-up)" }),
-  beta1: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.9 }).annotations({
-    description: "Decay of the first-moment (mean) estimate"
-  }),
-  beta2: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.95 }).annotations({
-    description: "Decay of the second-moment estimate"
-  }),
-  epsilon: Schema.optionalWith(positive, { default: () => 1e-8 }).annotations({ description: "Added to the root of the second moment" }),
-  weightDecay: Schema.optionalWith(Schema.NonNegative, { default: () => 0.1 }).annotations({
-    description: "Decoupled weight decay (Loshchilov & Hutter 2019): w <- w - lr * weightDecay * w each step"
-  })
-}).annotations({ identifier: "AdamW" })
+import type { LanguageModel, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
+import { parameterCount } from "../../domain/Artifact.js"
+import { ObjectiveSpec } from "../../losses/ObjectiveSpec.js"
+import { decodeTransformerSpec, TransformerSpec } from "../../models/TransformerSpec.js"
+import { defineKind, onRun } from "../NodeKind.js"
+import { AdamWParams, fail, LmModelSpec, positive, PositiveInt, sameTokenizer, specMismatch, tokenizerMismatch } from "./common.js"
 
 export const LmTrainParams = Schema.Struct({
   model: Schema.propertySignature(LmModelSpec).annotations({
@@ -89,53 +62,6 @@ export const LmTrainParams = Schema.Struct({
 )
 export type LmTrainParams = typeof LmTrainParams.Type
 
-export const LmEvaluateParams = Schema.Struct({
-  split: Schema.optionalWith(SplitParam, { default: () => "test" as const }).annotations({ description: "The corpus split measured" }),
-  sequenceLength: Schema.optional(PositiveInt).annotations({ description: "Tokens per scored window; absent: the model's context" }),
-  batchSize: Schema.optionalWith(PositiveInt, { default: () => 16 }).annotations({ description: "Windows per forward pass" })
-})
-
-/** Held-out language-modelling measures from per-target nats and UTF-8 bytes (0 = not counted / not text). */
-export const tokenMetrics = (
-  nll: ArrayLike<number>,
-  targets: ArrayLike<number>,
-  bytes: ArrayLike<number>
-): { readonly tokens: number; readonly bytes: number; readonly crossEntropy: number; readonly perplexity: number; readonly bitsPerByte: number } => {
-  let nats = 0
-  let tokens = 0
-  let total = 0
-  for (let i = 0; i < targets.length; i++) {
-    if (targets[i]! < 0) continue
-    nats += nll[i]!
-    tokens++
-    total += bytes[i]!
-  }
-  const crossEntropy = tokens > 0 ? nats / tokens : 0
-  return { tokens, bytes: total, crossEntropy, perplexity: Math.exp(crossEntropy), bitsPerByte: total > 0 ? nats / Math.LN2 / total : 0 }
-}
-
-const sameTokenizer = (a: Tokenizer, b: Tokenizer): boolean => saveTokenizer(a) === saveTokenizer(b)
-
-/** A tokenizer's vocabulary in words, for errors: type, size, merges and special tokens. */
-const vocabularyWords = (t: Tokenizer): string =>
-  `${t.type}, ${t.vocabSize} tokens (${t.merges.length / 2} merges, specials ${Object.keys(t.special).join(" ") || "none"})`
-
-/** Why two models cannot be compared token by token, naming both vocabularies; undefined when they can. */
-const tokenizerMismatch = (what: string, other: Tokenizer, mine: Tokenizer): string | undefined =>
-  sameTokenizer(other, mine)
-    ? undefined
-    : `${what} reads another tokenizer than the model: per-token agreement, KL and distillation need the same vocabulary (${what}: ${vocabularyWords(other)}; the model: ${vocabularyWords(mine)}); wire the same tokenizer node to both`
-
-/** The spec fields (dropout aside, which holds no weights) where `there` and `here` differ, in words; undefined when none. */
-const specMismatch = (there: Record<string, unknown>, here: Record<string, unknown>): string | undefined => {
-  const keys = [...new Set([...Object.keys(there), ...Object.keys(here)])].filter((k) => k !== "dropout")
-  const differs = keys.filter((k) => JSON.stringify(there[k]) !== JSON.stringify(here[k]))
-  return differs.length === 0 ? undefined : differs.map((k) => `${k}: ${JSON.stringify(there[k])} there, ${JSON.stringify(here[k])} here`).join("; ")
-}
-
-const fail = (ctx: { readonly nodeId: string; readonly kind: string }, message: string, cause?: unknown) =>
-  new NodeError({ node: ctx.nodeId, kind: ctx.kind, message, cause })
-
 export const LmTrainKind = defineKind({
   kind: "lm_train",
   version: 1,
@@ -157,8 +83,8 @@ export const LmTrainKind = defineKind({
       const tokenizer: Tokenizer = ctx.inputs.tokenizer
       const init: LanguageModel | undefined = ctx.inputs.init
       const teacher: LanguageModel | undefined = ctx.inputs.teacher
-      const { packCorpus, packedRows } = yield* onRun(() => import("../tokenizer/Pack.js"))
-      const { trainLanguageModel } = yield* onRun(() => import("../train/LanguageModel.js"))
+      const { packCorpus, packedRows } = yield* onRun(() => import("../../tokenizer/Pack.js"))
+      const { trainLanguageModel } = yield* onRun(() => import("../../train/LanguageModel.js"))
       const spec = yield* Schema.decodeUnknown(TransformerSpec)({ ...Schema.encodeSync(LmModelSpec)(params.model), vocabSize: tokenizer.vocabSize }).pipe(
         Effect.mapError((e) => fail(ctx, `the model spec does not fit the tokenizer: ${e.message}`, e))
       )
@@ -193,8 +119,8 @@ export const LmTrainKind = defineKind({
       const { type: _adamw, ...adam } = params.optimizer
       ctx.metric({ name: "train_tokens", value: train.inputs.length })
       ctx.metric({ name: "validation_tokens", value: validation.inputs.length })
-      const { describeTokenObjective, tokenDistillationLoss } = yield* onRun(() => import("../losses/tokenKd.js"))
-      const { transformerFromWeights } = yield* onRun(() => import("../models/Transformer.js"))
+      const { describeTokenObjective, tokenDistillationLoss } = yield* onRun(() => import("../../losses/tokenKd.js"))
+      const { transformerFromWeights } = yield* onRun(() => import("../../models/Transformer.js"))
       const described = distilling ? describeTokenObjective(objective) : undefined
       ctx.info({
         loss: described !== undefined ? String(described.loss) : "next-token cross-entropy, mean per counted target token",
@@ -266,72 +192,4 @@ export const LmTrainKind = defineKind({
       const model: LanguageModel = { _tag: "LanguageModel", spec: Schema.encodeSync(TransformerSpec)(spec), tokenizer, weights: result.weights, info }
       return { model }
     }).pipe(Effect.withSpan("lm_train.run", { attributes: { node: ctx.nodeId } }))
-})
-
-export const LmEvaluateKind = defineKind({
-  kind: "lm_evaluate",
-  version: 1,
-  heavy: true,
-  description: "Measures a language model on a corpus split: cross-entropy per token, perplexity, bits per byte; agreement and KL to a teacher",
-  params: LmEvaluateParams,
-  inputs: {
-    model: { type: "LanguageModel", description: "the model measured" },
-    corpus: { type: "TextCorpus", description: "the corpus holding the split" },
-    teacher: { type: "LanguageModel", optional: true, description: "a teacher with the same tokenizer, for agreement and KL(teacher || student)" }
-  },
-  outputs: { metrics: "Metrics" },
-  run: (ctx) =>
-    Effect.gen(function* () {
-      const { params } = ctx
-      const lm: PortValues["LanguageModel"] = ctx.inputs.model
-      const teacher: LanguageModel | undefined = ctx.inputs.teacher
-      const subject = ctx.inputNodes.model ?? ctx.nodeId
-      const mismatch = teacher !== undefined ? tokenizerMismatch("the teacher", teacher.tokenizer, lm.tokenizer) : undefined
-      if (mismatch !== undefined) return yield* fail(ctx, mismatch)
-      const { transformerFromWeights } = yield* onRun(() => import("../models/Transformer.js"))
-      const { packCorpus, targetBytes } = yield* onRun(() => import("../tokenizer/Pack.js"))
-      const { scoreLanguageModel } = yield* onRun(() => import("../train/LanguageModel.js"))
-      const spec = decodeTransformerSpec(lm.spec)
-      const T = Math.min(params.sequenceLength ?? spec.context, spec.context)
-      const pack = packCorpus(lm.tokenizer, ctx.inputs.corpus, params.split, T)
-      if (pack.inputs.length === 0) {
-        return yield* fail(ctx, `the ${params.split} split of corpus '${ctx.inputs.corpus.name}' has fewer than ${T + 1} tokens`)
-      }
-      const scores = yield* Effect.tryPromise({
-        try: async () => {
-          const student = transformerFromWeights(spec, lm.weights)
-          const teacherNet = teacher !== undefined ? transformerFromWeights(decodeTransformerSpec(teacher.spec), teacher.weights) : undefined
-          try {
-            return await scoreLanguageModel(student, pack, params.batchSize, teacherNet)
-          } finally {
-            student.dispose()
-            teacherNet?.dispose()
-          }
-        },
-        catch: (cause) => fail(ctx, `could not run the model: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
-      })
-      const m = tokenMetrics(scores.nll, pack.targets, targetBytes(lm.tokenizer, pack.targets))
-      const values: Record<string, number> = {
-        cross_entropy: m.crossEntropy,
-        perplexity: m.perplexity,
-        bits_per_byte: m.bitsPerByte,
-        tokens: m.tokens,
-        bytes: m.bytes,
-        params: parameterCount(lm)
-      }
-      if (scores.agree !== undefined && scores.kl !== undefined) {
-        let agree = 0
-        let kl = 0
-        for (let i = 0; i < pack.targets.length; i++) {
-          if (pack.targets[i]! < 0) continue
-          agree += scores.agree[i]!
-          kl += scores.kl[i]!
-        }
-        values.agreement = agree / m.tokens
-        values.fidelity_kl = kl / m.tokens
-      }
-      for (const [name, value] of Object.entries(values)) ctx.metric({ name, value })
-      ctx.info({ split: params.split, sequenceLength: T, reduction: "per counted target token" })
-      return { metrics: { _tag: "Metrics" as const, subject, values } }
-    }).pipe(Effect.withSpan("lm_evaluate.run", { attributes: { node: ctx.nodeId } }))
 })
