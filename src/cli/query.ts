@@ -20,4 +20,4 @@ export const query = Command.make(
       const result = yield* store.query(o.sql)
       yield* Console.log(render(result, o.format))
     })
-).pipe(Command.withDescription("Query the results in SQL: tables runs, nodes, metrics, examples"))
+).pipe(Command.withDescription("Query the results in SQL: tables runs, nodes, metrics, examples, generations"))

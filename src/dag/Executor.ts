@@ -15,7 +15,7 @@ import { ArtifactStore } from "../cache/ArtifactStore.js"
 import { decodeArtifact, encodeArtifact } from "../cache/Codec.js"
 import type { Artifact } from "../domain/Artifact.js"
 import type { CacheKey as CacheKeyType, RunId } from "../domain/Ids.js"
-import type { ExampleRow, MetricRow } from "../nodes/NodeKind.js"
+import type { ExampleRow, GenerationRow, MetricRow } from "../nodes/NodeKind.js"
 import { NodeError } from "../nodes/NodeKind.js"
 import type { Pipeline, ResolvedNode } from "../pipeline/Pipeline.js"
 import { ResultsStore } from "../store/ResultsStore.js"
@@ -35,6 +35,8 @@ export interface StoredResult {
   readonly outputs: Readonly<Record<string, Artifact>>
   readonly metrics: ReadonlyArray<MetricRow>
   readonly examples: ReadonlyArray<ExampleRow>
+  /** Absent in results stored before samples were recorded. */
+  readonly generations?: ReadonlyArray<GenerationRow>
   readonly info: Readonly<Record<string, unknown>>
 }
 
@@ -170,6 +172,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
           const backendName = yield* backendFor(node)
           const metrics: Array<MetricRow> = []
           const examples: Array<ExampleRow> = []
+          const generations: Array<GenerationRow> = []
           const info: Record<string, unknown> = {}
           const outputs = yield* node.kind.run({
             nodeId: node.id,
@@ -184,6 +187,9 @@ export class Executor extends Context.Tag("distillery/Executor")<
             examples: (rows) => {
               for (const row of rows) examples.push(row)
             },
+            generations: (rows) => {
+              for (const row of rows) generations.push(row)
+            },
             info: (facts) => Object.assign(info, facts)
           })
           const result: StoredResult = {
@@ -193,6 +199,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
             outputs: outputs as Record<string, Artifact>,
             metrics,
             examples,
+            generations,
             info
           }
           return result
@@ -349,6 +356,7 @@ export class Executor extends Context.Tag("distillery/Executor")<
               if (result !== undefined) {
                 yield* results.recordMetrics(runId, node.id, key, result.metrics)
                 yield* results.recordExamples(key, result.examples)
+                yield* results.recordGenerations(key, result.generations ?? [])
               }
             }).pipe(Effect.orDie)
 

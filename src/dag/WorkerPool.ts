@@ -19,7 +19,7 @@ import { Context, Effect, Either, Layer, Schema } from "effect"
 import { decodeArtifact, encodeArtifact } from "../cache/Codec.js"
 import type { Artifact } from "../domain/Artifact.js"
 import { builtinRegistry } from "../nodes/builtins.js"
-import type { ExampleRow, MetricRow, Progress } from "../nodes/NodeKind.js"
+import type { ExampleRow, GenerationRow, MetricRow, Progress } from "../nodes/NodeKind.js"
 import { NodeError } from "../nodes/NodeKind.js"
 import type { KindRegistry } from "../nodes/Registry.js"
 import { withPlugins } from "../nodes/Registry.js"
@@ -45,6 +45,7 @@ export interface KindResult {
   readonly outputs: Readonly<Record<string, Artifact>>
   readonly metrics: ReadonlyArray<MetricRow>
   readonly examples: ReadonlyArray<ExampleRow>
+  readonly generations: ReadonlyArray<GenerationRow>
   readonly info: Readonly<Record<string, unknown>>
 }
 
@@ -98,6 +99,7 @@ export const runJob = (job: KindJob, onProgress: (progress: Progress) => void): 
     }
     const metrics: Array<MetricRow> = []
     const examples: Array<ExampleRow> = []
+    const generations: Array<GenerationRow> = []
     const info: Record<string, unknown> = {}
     const outputs = yield* kind.run({
       nodeId: job.nodeId,
@@ -112,9 +114,12 @@ export const runJob = (job: KindJob, onProgress: (progress: Progress) => void): 
       examples: (rows) => {
         for (const row of rows) examples.push(row)
       },
+      generations: (rows) => {
+        for (const row of rows) generations.push(row)
+      },
       info: (facts) => Object.assign(info, facts)
     })
-    return { outputs: outputs as Record<string, Artifact>, metrics, examples, info }
+    return { outputs: outputs as Record<string, Artifact>, metrics, examples, generations, info }
   }).pipe(
     Effect.catchAllDefect((defect) =>
       Effect.fail(

@@ -1,7 +1,7 @@
 /**
- * The rows a node reports to the results store: final and per-step metrics, and per-example rows
- * (what a model predicted, what a filter decided). Nodes produce them, the executor hands them to the
- * results store, and the read model (`store/ReadModel.ts`) reads them back.
+ * The rows a node reports to the results store: final and per-step metrics, per-example rows (what a
+ * model predicted, what a filter decided) and a language model's samples. Nodes produce them, the
+ * executor hands them to the results store, and the read model (`store/ReadModel.ts`) reads them back.
  */
 import type { SplitName } from "./Artifact.js"
 
@@ -19,6 +19,24 @@ export interface ExampleRow {
   /** Filter decisions: "keep" or "drop", and why. */
   readonly decision?: "keep" | "drop"
   readonly reason?: string
+}
+
+/** One sampled continuation in the results store (the `generations` view): a row of a Generations artifact. */
+export interface GenerationRow {
+  /** The row's index in its artifact. */
+  readonly row: number
+  readonly promptId: string
+  /** Which of the prompt's n samples, 0-based. */
+  readonly sample: number
+  readonly seed: number
+  readonly prompt: string
+  readonly text: string
+  /** Generated tokens. */
+  readonly tokens: number
+  readonly meanLogProb: number
+  readonly finishReason: string
+  /** The scoring model's negative log-likelihood per generated token, when the row was scored. */
+  readonly teacherNll?: number
 }
 
 export interface MetricRow {

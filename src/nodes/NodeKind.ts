@@ -2,11 +2,11 @@
  * A node kind is data: a name, a version (part of every cache key), a params Schema, typed input and
  * output ports, and an Effect that computes the outputs. Built-in kinds live beside this file; plugins
  * export more. The executor gives `run` a `NodeContext` with decoded params, resolved inputs and the
- * sinks for progress, metrics and per-example rows.
+ * sinks for progress, metrics, per-example rows and samples.
  */
 import { Effect, Schema } from "effect"
 import type { PortType, PortValues } from "../domain/Artifact.js"
-import type { ExampleRow, MetricRow } from "../domain/Results.js"
+import type { ExampleRow, GenerationRow, MetricRow } from "../domain/Results.js"
 
 export interface InputSpec {
   readonly type: PortType
@@ -33,7 +33,7 @@ export interface Progress {
   readonly facts?: Readonly<Record<string, number | string>>
 }
 
-export type { ExampleRow, MetricRow } from "../domain/Results.js"
+export type { ExampleRow, GenerationRow, MetricRow } from "../domain/Results.js"
 
 export interface NodeContext<P, I> {
   readonly nodeId: string
@@ -49,6 +49,8 @@ export interface NodeContext<P, I> {
   readonly progress: (progress: Progress) => void
   readonly metric: (row: MetricRow) => void
   readonly examples: (rows: ReadonlyArray<ExampleRow>) => void
+  /** A language model's samples, one row each (the `generations` view). */
+  readonly generations: (rows: ReadonlyArray<GenerationRow>) => void
   /** Free-form facts about the result recorded with the node (e.g. the resolved objective). */
   readonly info: (facts: Readonly<Record<string, unknown>>) => void
 }

@@ -1,7 +1,7 @@
 /**
  * The built-in node kinds, registered explicitly (no import side effects): dataset, train, generate,
  * filter, evaluate; features (a teacher layer for FitNets / RKD), ensemble and evaluate_soft
- * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data); lm_train and lm_evaluate (language models). `born_again` is a macro, expanded into these kinds
+ * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data); lm_train, lm_evaluate, lm_generate and lm_score (language models). `born_again` is a macro, expanded into these kinds
  * before validation (pipeline/Macros.ts), not a kind.
  */
 import { Either } from "effect"
@@ -12,6 +12,7 @@ import { FeaturesKind } from "./features.js"
 import { FilterKind } from "./filter.js"
 import { LmTrainKind } from "./lm/train.js"
 import { LmEvaluateKind } from "./lm/evaluate.js"
+import { LmGenerateKind, LmScoreKind } from "./lm/generate.js"
 import { GenerateKind } from "./generate.js"
 import { MutualKind } from "./mutual.js"
 import type { AnyNodeKind } from "./NodeKind.js"
@@ -34,7 +35,9 @@ export const builtinKinds: ReadonlyArray<AnyNodeKind> = [
   TextKind,
   TokenizerKind,
   LmTrainKind,
-  LmEvaluateKind
+  LmEvaluateKind,
+  LmGenerateKind,
+  LmScoreKind
 ]
 
 export const builtinRegistry: KindRegistry = Either.getOrThrow(register(emptyRegistry, "built-in", builtinKinds))

@@ -19,15 +19,18 @@ import {
 } from "@duckdb/node-api"
 import { Clock, Effect, Option } from "effect"
 import type { CacheKey, RunId } from "../domain/Ids.js"
-import type { ExampleRow, MetricRow } from "../domain/Results.js"
+import type { ExampleRow, GenerationRow, MetricRow } from "../domain/Results.js"
 import type { MetricColumn, ParamColumn } from "./Views.js"
 import { metricColumnsSql, paramColumnsSql, summaryViewSql, SWEEP_DDL, trialResultsViewSql, trialsViewSql } from "./Views.js"
 
 import type { NodeRecord, NodeStatus, QueryParams, QueryResult, RecordNode, ResultsStoreService, RunStatus, StartRun, StartSweep, SweepStatus } from "./ResultsStore.js"
 import { QueryError, ResultsStoreError, ResultsStoreLockedError } from "./ResultsStore.js"
 
-/** 2: per-example rows are stored once per cache key (`example_rows`), `examples` is a view. */
-export const SCHEMA_VERSION = 2
+/**
+ * 2: per-example rows are stored once per cache key (`example_rows`), `examples` is a view.
+ * 3: a language model's samples, once per cache key (`generation_rows`), and the `generations` view.
+ */
+export const SCHEMA_VERSION = 3
 
 const DDL: ReadonlyArray<string> = [
   `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`,
@@ -78,6 +81,20 @@ const DDL: ReadonlyArray<string> = [
     loss DOUBLE,
     decision VARCHAR,
     reason VARCHAR
+  )`,
+  // Samples, like example rows, depend only on the result: once per cache key, per run in the view.
+  `CREATE TABLE IF NOT EXISTS generation_rows (
+    cache_key VARCHAR NOT NULL,
+    row_index INTEGER NOT NULL,
+    prompt_id VARCHAR NOT NULL,
+    sample INTEGER NOT NULL,
+    seed INTEGER NOT NULL,
+    prompt VARCHAR NOT NULL,
+    text VARCHAR NOT NULL,
+    tokens INTEGER NOT NULL,
+    mean_log_prob DOUBLE,
+    finish_reason VARCHAR NOT NULL,
+    teacher_nll DOUBLE
   )`
 ]
 
@@ -86,6 +103,13 @@ const EXAMPLES_VIEW = `CREATE OR REPLACE VIEW examples AS
   SELECT n.run_id, n.node_id, e.cache_key, e.split, e.example_id, e.label, e.subject, e.prediction,
          e.confidence, e.entropy, e.loss, e.decision, e.reason
   FROM nodes n JOIN example_rows e ON e.cache_key = n.cache_key
+  WHERE n.status <> 'failed'`
+
+/** Every run's samples: each recorded node joined with the rows of its cache key. */
+const GENERATIONS_VIEW = `CREATE OR REPLACE VIEW generations AS
+  SELECT n.run_id, n.node_id, g.cache_key, g.row_index, g.prompt_id, g.sample, g.seed, g.prompt, g.text,
+         g.tokens, g.mean_log_prob, g.finish_reason, g.teacher_nll
+  FROM nodes n JOIN generation_rows g ON g.cache_key = n.cache_key
   WHERE n.status <> 'failed'`
 
 /**
@@ -341,6 +365,7 @@ export const make = (options: Options) =>
         const old = await c.runAndReadAll(`SELECT count(*) FROM information_schema.tables WHERE table_name = 'examples' AND table_type = 'BASE TABLE'`)
         if (Number(old.getRowsJS()[0]![0]) > 0) for (const sql of MIGRATE_EXAMPLES) await c.run(sql)
         await c.run(EXAMPLES_VIEW)
+        await c.run(GENERATIONS_VIEW)
         for (const ddl of SWEEP_DDL) await c.run(ddl)
         await refreshViewsWith(c)
         await c.run(`INSERT INTO schema_version VALUES (${SCHEMA_VERSION})`)
@@ -478,6 +503,29 @@ export const make = (options: Options) =>
       })
     })
 
+    const recordGenerations = Effect.fn("ResultsStore.recordGenerations")(function*(cacheKey: CacheKey, rows: ReadonlyArray<GenerationRow>) {
+      if (rows.length === 0) return
+      yield* use(`record ${rows.length} samples of result ${cacheKey.slice(0, 12)}`, async (c) => {
+        const recorded = await c.runAndReadAll(`SELECT count(*) FROM generation_rows WHERE cache_key = $1`, [cacheKey])
+        if (Number(recorded.getRowsJS()[0]![0]) > 0) return
+        await appendAll(c, "generation_rows", rows, (appender, row) => {
+          appender.appendVarchar(cacheKey)
+          appender.appendInteger(checkInt("row", row.row))
+          appender.appendVarchar(row.promptId)
+          appender.appendInteger(checkInt("sample", row.sample))
+          appender.appendInteger(checkInt("seed", row.seed))
+          appender.appendVarchar(row.prompt)
+          appender.appendVarchar(row.text)
+          appender.appendInteger(checkInt("tokens", row.tokens))
+          if (Number.isFinite(row.meanLogProb)) appender.appendDouble(row.meanLogProb)
+          else appender.appendNull()
+          appender.appendVarchar(row.finishReason)
+          if (row.teacherNll === undefined || !Number.isFinite(row.teacherNll)) appender.appendNull()
+          else appender.appendDouble(row.teacherNll)
+        })
+      })
+    })
+
     const query = Effect.fn("ResultsStore.query")(function*(sql: string, params?: QueryParams) {
       const values = params === undefined
         ? undefined
@@ -596,6 +644,7 @@ export const make = (options: Options) =>
       recordCachedNode,
       recordMetrics,
       recordExamples,
+      recordGenerations,
       query,
       lastNodeRecord,
       startSweep,

@@ -8,6 +8,7 @@
  *               executed | cached | failed, duration
  * - `metrics`   (run, node, cache key, name, step?, value)
  * - `examples`  per-example rows: label, prediction, confidence, entropy, loss, filter decision
+ * - `generations` a language model's samples: prompt, text, tokens, mean log-prob, finish reason, teacher NLL
  * - `sweeps`, `sweep_trials`, `trial_params` and the views `trial_results`, `trials`, `summary`:
  *   see Views.ts
  *
@@ -22,7 +23,7 @@
 import type { Option } from "effect"
 import { Context, Effect, Layer, Schema } from "effect"
 import type { CacheKey, RunId } from "../domain/Ids.js"
-import type { ExampleRow, MetricRow } from "../domain/Results.js"
+import type { ExampleRow, GenerationRow, MetricRow } from "../domain/Results.js"
 
 // ---------------------------------------------------------------------------------------------------
 // Errors
@@ -166,6 +167,8 @@ export interface ResultsStoreService {
    * hit) adds nothing. The `examples` view shows them for every run whose `nodes` row has the key.
    */
   readonly recordExamples: (cacheKey: CacheKey, rows: ReadonlyArray<ExampleRow>) => Effect.Effect<void, ResultsStoreError>
+  /** A language model's samples of the result `cacheKey`, stored once as example rows are; the `generations` view. */
+  readonly recordGenerations: (cacheKey: CacheKey, rows: ReadonlyArray<GenerationRow>) => Effect.Effect<void, ResultsStoreError>
   /** Runs SQL (`$1`/`?` positional or `$name` params) and reads the whole result. */
   readonly query: (sql: string, params?: QueryParams) => Effect.Effect<QueryResult, QueryError>
   /** The newest `nodes` row for `nodeId` in runs of `pipeline`. */

@@ -6,25 +6,13 @@ import { makeRng } from "../../src/domain/Random.js"
 import { generate, makeDecoder } from "../../src/generation/Decode.js"
 import { argmax } from "../../src/generation/Sampler.js"
 import type { Transformer } from "../../src/models/Transformer.js"
-import { buildTransformer, forward, transformerFromWeights, transformerWeightSpecs } from "../../src/models/Transformer.js"
+import { buildTransformer, forward } from "../../src/models/Transformer.js"
 import { TransformerSpec } from "../../src/models/TransformerSpec.js"
+import { wideTransformer as wide } from "../fixtures/transformer.js"
 
 const decode = Schema.decodeUnknownSync(TransformerSpec)
 const gqa = decode({ type: "transformer", vocabSize: 11, layers: 2, width: 16, heads: 4, kvHeads: 2, mlpWidth: 24, context: 12 })
 const mha = decode({ type: "transformer", vocabSize: 11, layers: 3, width: 12, heads: 2, context: 12, tiedHead: false })
-
-/** Weights wider than the 0.02 init, so positions and tokens move the logits visibly. */
-const wide = (spec: TransformerSpec, seed: number): Transformer => {
-  const rng = makeRng(seed)
-  return transformerFromWeights(
-    spec,
-    transformerWeightSpecs(spec).map((w) => ({
-      name: w.name,
-      shape: w.shape,
-      values: Float32Array.from({ length: w.shape.reduce((a, b) => a * b, 1) }, () => (w.init === "ones" ? 1 : 0) + 0.3 * rng.normal())
-    }))
-  )
-}
 
 const rows = (B: number, T: number, V: number, seed: number): Array<Int32Array> => {
   const rng = makeRng(seed)

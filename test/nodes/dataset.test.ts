@@ -30,6 +30,7 @@ const context = (params: unknown, seed = 7) => {
     progress: () => {},
     metric: () => {},
     examples: () => {},
+    generations: () => {},
     info: (facts) => {
       infos.push(facts)
     }

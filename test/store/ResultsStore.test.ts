@@ -3,9 +3,10 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { assert, describe, it } from "@effect/vitest"
+import type { DuckDBConnection } from "@duckdb/node-api"
 import { Effect, Fiber, Layer, Option, TestClock } from "effect"
 import type { CacheKey, RunId } from "../../src/domain/Ids.js"
-import type { ExampleRow } from "../../src/domain/Results.js"
+import type { ExampleRow, GenerationRow } from "../../src/domain/Results.js"
 import { ResultsStore, type ResultsStoreError, type ResultsStoreLockedError } from "../../src/store/ResultsStore.js"
 
 const runId = (s: string) => s as RunId
@@ -26,6 +27,35 @@ const backends: ReadonlyArray<
   ["layerMemory", ResultsStore.layerMemory],
   ["layer(file)", fileLayer]
 ]
+
+/** A DuckDB file as an older layout left it: its schema_version, a `nodes` table, and what `fill` adds. */
+const oldStore = (file: string, version: number, fill: (c: DuckDBConnection) => Promise<unknown>) =>
+  Effect.promise(async () => {
+    const { DuckDBInstance } = await import("@duckdb/node-api")
+    const db = await DuckDBInstance.create(file)
+    const c = await db.connect()
+    await c.run(`CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (${version})`)
+    await c.run(`CREATE TABLE nodes (run_id VARCHAR NOT NULL, node_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+      kind_version INTEGER NOT NULL, cache_key VARCHAR NOT NULL, params JSON, inputs JSON, status VARCHAR NOT NULL,
+      duration_ms DOUBLE, info JSON, started_at TIMESTAMP)`)
+    await fill(c)
+    c.closeSync()
+    db.closeSync()
+  })
+
+const generationRows = (n: number): Array<GenerationRow> =>
+  Array.from({ length: n }, (_, i) => ({
+    row: i,
+    promptId: `p${Math.floor(i / 2)}`,
+    sample: i % 2,
+    seed: 100 + i,
+    prompt: "The ",
+    text: `cat ${i}`,
+    tokens: 5,
+    meanLogProb: -1.5,
+    finishReason: i === 0 ? "stop" : "length",
+    ...(i % 2 === 0 ? { teacherNll: 2.25 } : {})
+  }))
 
 const exampleRows = (n: number): Array<ExampleRow> =>
   Array.from({ length: n }, (_, i) => ({
@@ -87,11 +117,11 @@ for (const [name, layer] of backends) {
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY table_name"
       )
       assert.deepStrictEqual(tables.rows.map((r) => r[0]), [
-        "example_rows", "examples", "metrics", "nodes", "runs", "schema_version", "summary", "sweep_trials", "sweeps", "trial_params",
-        "trial_results", "trials"
+        "example_rows", "examples", "generation_rows", "generations", "metrics", "nodes", "runs", "schema_version", "summary",
+        "sweep_trials", "sweeps", "trial_params", "trial_results", "trials"
       ])
       const version = yield* store.query("SELECT version FROM schema_version")
-      assert.deepStrictEqual(version.rows, [[2]])
+      assert.deepStrictEqual(version.rows, [[3]])
       const columns = yield* store.query(
         "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'examples' ORDER BY ordinal_position"
       )
@@ -322,14 +352,7 @@ describe("ResultsStore (file)", () => {
       const dir = yield* makeTempDir
       const file = path.join(dir, "results.duckdb")
       // A store as layout 1 wrote it: two runs of one node, the second a cache hit with the same rows again.
-      yield* Effect.promise(async () => {
-        const { DuckDBInstance } = await import("@duckdb/node-api")
-        const db = await DuckDBInstance.create(file)
-        const c = await db.connect()
-        await c.run("CREATE TABLE schema_version (version INTEGER NOT NULL); INSERT INTO schema_version VALUES (1)")
-        await c.run(`CREATE TABLE nodes (run_id VARCHAR NOT NULL, node_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
-          kind_version INTEGER NOT NULL, cache_key VARCHAR NOT NULL, params JSON, inputs JSON, status VARCHAR NOT NULL,
-          duration_ms DOUBLE, info JSON, started_at TIMESTAMP)`)
+      yield* oldStore(file, 1, async (c) => {
         await c.run(`CREATE TABLE examples (run_id VARCHAR NOT NULL, node_id VARCHAR NOT NULL, cache_key VARCHAR NOT NULL,
           split VARCHAR NOT NULL, example_id INTEGER NOT NULL, label INTEGER NOT NULL, subject VARCHAR, prediction INTEGER,
           confidence DOUBLE, entropy DOUBLE, loss DOUBLE, decision VARCHAR, reason VARCHAR)`)
@@ -337,14 +360,33 @@ describe("ResultsStore (file)", () => {
           await c.run(`INSERT INTO nodes VALUES ('${run}', 'eval', 'evaluate', 1, '${key("e")}', '{}', '{}', 'executed', 1, '{}', NULL)`)
           await c.run(`INSERT INTO examples SELECT '${run}', 'eval', '${key("e")}', 'test', i, i % 10, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM range(25) t(i)`)
         }
-        c.closeSync()
-        db.closeSync()
       })
       yield* Effect.gen(function*() {
         const store = yield* ResultsStore
         assert.deepStrictEqual((yield* store.query("SELECT count(*) FROM example_rows")).rows, [[25]])
         assert.deepStrictEqual((yield* store.query("SELECT run_id, count(*) FROM examples GROUP BY run_id ORDER BY run_id")).rows, [["r1", 25], ["r2", 25]])
-        assert.deepStrictEqual((yield* store.query("SELECT max(version) FROM schema_version")).rows, [[2]])
+        assert.deepStrictEqual((yield* store.query("SELECT max(version) FROM schema_version")).rows, [[3]])
+      }).pipe(Effect.provide(ResultsStore.layer(file)))
+    }))
+
+  it.scoped("a layout-2 store (no samples) is migrated to one with generation_rows and the generations view", () =>
+    Effect.gen(function*() {
+      const dir = yield* makeTempDir
+      const file = path.join(dir, "results.duckdb")
+      yield* oldStore(file, 2, (c) =>
+        c.run(`INSERT INTO nodes VALUES ('r1', 'gen', 'lm_generate', 1, '${key("g")}', '{}', '{}', 'executed', 1, '{}', NULL)`))
+      yield* Effect.gen(function*() {
+        const store = yield* ResultsStore
+        assert.deepStrictEqual((yield* store.query("SELECT max(version) FROM schema_version")).rows, [[3]])
+        assert.deepStrictEqual((yield* store.query("SELECT count(*) FROM generations")).rows, [[0]])
+        yield* store.recordGenerations(key("g"), generationRows(3))
+        assert.deepStrictEqual(
+          (yield* store.query("SELECT run_id, node_id, prompt_id, sample FROM generations ORDER BY row_index")).rows,
+          [["r1", "gen", "p0", 0], ["r1", "gen", "p0", 1], ["r1", "gen", "p1", 0]]
+        )
+        // A cache hit records the same key again: nothing is added.
+        yield* store.recordGenerations(key("g"), generationRows(3))
+        assert.deepStrictEqual((yield* store.query("SELECT count(*), count(teacher_nll) FROM generation_rows")).rows, [[3, 2]])
       }).pipe(Effect.provide(ResultsStore.layer(file)))
     }))
 })

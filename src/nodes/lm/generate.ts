@@ -1,0 +1,356 @@
+/**
+ * `lm_generate`: samples a language model. Prompts come from a corpus split (a prompt/completion
+ * record's prompt, or a plain document's first `promptTokens` tokens), from a prompt file, or from
+ * nothing (`unconditional`: the token that precedes every document in training). Each row's draws
+ * come from a seed derived from the node's seed, the prompt id and the sample index, so a row is the
+ * same whatever the batch it ran in. With a `teacher` of the same tokenizer, every generated position
+ * is scored by it (top-k + tail log-probs, generation/Score.ts). `lm_score` scores a Generations
+ * artifact again with another model, teacher-forced. Both record every row in the results store
+ * (the `generations` view).
+ */
+import { Effect, Schema } from "effect"
+import { readFileSync } from "node:fs"
+import { resolveDataPath } from "../../data/files.js"
+import type { Generations, LanguageModel, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
+import { deriveSeed } from "../../domain/Random.js"
+import { decodeTransformerSpec } from "../../models/TransformerSpec.js"
+import { fileFingerprint } from "../dataset.js"
+import { SplitParam } from "../generate.js"
+import type { GenerationRow } from "../NodeKind.js"
+import { defineKind, onRun } from "../NodeKind.js"
+import { fail, PositiveInt, tokenizerMismatch } from "./common.js"
+
+const Probability = Schema.Number.pipe(Schema.between(0, 1))
+
+const scoreTopK = Schema.optionalWith(PositiveInt, { default: () => 20 }).annotations({
+  description: "Next-token log-probs kept per scored position (the rest is one tail bucket)"
+})
+const batchSize = Schema.optionalWith(PositiveInt, { default: () => 16 }).annotations({
+  description: "Rows per forward pass (rows share a batch only when their token counts agree)"
+})
+
+export const LmGenerateParams = Schema.Struct({
+  split: Schema.optionalWith(SplitParam, { default: () => "test" as const }).annotations({ description: "The corpus split whose documents prompt" }),
+  limit: Schema.optional(PositiveInt).annotations({ description: "At most this many prompts, the first in order; absent: all" }),
+  promptTokens: Schema.optionalWith(PositiveInt, { default: () => 16 }).annotations({
+    description: "For plain-text documents: the prompt is each document's first this many tokens"
+  }),
+  promptFile: Schema.optional(Schema.NonEmptyString).annotations({
+    description: "Prompts from a file instead of a corpus: .jsonl/.json, one { prompt, id?, answer? } per line; otherwise one prompt per non-blank line"
+  }),
+  baseDir: Schema.optional(Schema.String).annotations({ description: "The directory a relative promptFile is read from (default: the working directory)" }),
+  unconditional: Schema.optionalWith(Schema.Boolean, { default: () => false }).annotations({
+    description: "Sample n rows from no prompt: from <eos> (what precedes every document in training), else <bos>, else a newline"
+  }),
+  n: Schema.optionalWith(PositiveInt, { default: () => 1 }).annotations({ description: "Samples per prompt" }),
+  temperature: Schema.optionalWith(Schema.NonNegative, { default: () => 1 }).annotations({
+    description: "Softmax temperature; 0 is greedy (argmax)"
+  }),
+  topK: Schema.optionalWith(Schema.NonNegativeInt, { default: () => 0 }).annotations({ description: "Draw from the k most likely tokens (0: all)" }),
+  topP: Schema.optionalWith(Probability, { default: () => 1 }).annotations({ description: "Nucleus sampling: the fewest tokens holding p of the mass (1: all)" }),
+  minP: Schema.optionalWith(Probability, { default: () => 0 }).annotations({
+    description: "Drop tokens less than minP times as likely as the most likely one (0: none)"
+  }),
+  maxNewTokens: Schema.optionalWith(PositiveInt, { default: () => 64 }).annotations({ description: "Tokens generated per row at most" }),
+  stop: Schema.optionalWith(Schema.Array(Schema.NonEmptyString), { default: () => [] }).annotations({
+    description: "A row ends (finish reason stop) once its generated text contains one of these; the stop string is kept in text and tokens. <eos> always stops"
+  }),
+  batchSize,
+  scoreTopK
+}).pipe(
+  Schema.filter((p) => {
+    if (p.unconditional && p.promptFile !== undefined) return "unconditional and promptFile exclude each other: pick one source of prompts"
+    return undefined
+  }),
+  Schema.annotations({ identifier: "LmGenerateParams" })
+)
+export type LmGenerateParams = typeof LmGenerateParams.Type
+
+/** One prompt: its id, its text and tokens, and its reference answer if the data has one. */
+interface Prompt {
+  readonly id: string
+  readonly text: string
+  readonly tokens: Int32Array
+  readonly answer: string | null
+}
+
+/** The token an empty prompt starts from: what precedes a document in training (Pack.ts), else <bos>, else "\n". */
+export const startToken = (tokenizer: Tokenizer, encode: (t: Tokenizer, s: string) => ReadonlyArray<number>): number =>
+  tokenizer.special["<eos>"] ?? tokenizer.special["<bos>"] ?? encode(tokenizer, "\n")[0]!
+
+/** A prompt file's lines as prompts, or the first bad line's problem as `file:line: ...`. */
+export const readPromptFile = (file: string, text: string): { readonly prompts: Array<{ id: string; text: string; answer: string | null }> } | { readonly error: string } => {
+  const jsonl = /\.jsonl?$/i.test(file)
+  const prompts: Array<{ id: string; text: string; answer: string | null }> = []
+  const lines = text.split(/\r?\n/)
+  for (const [i, line] of lines.entries()) {
+    if (line.trim() === "") continue
+    const at = `${file}:${i + 1}`
+    if (!jsonl) {
+      prompts.push({ id: at, text: line, answer: null })
+      continue
+    }
+    let record: unknown
+    try {
+      record = JSON.parse(line)
+    } catch (e) {
+      return { error: `${at}: not JSON (${e instanceof Error ? e.message : String(e)}); a .jsonl prompt file holds one { "prompt": ..., "id"?: ..., "answer"?: ... } per line` }
+    }
+    if (typeof record !== "object" || record === null || Array.isArray(record)) return { error: `${at}: a line must be a JSON object with a string "prompt"` }
+    const r = record as Record<string, unknown>
+    if (typeof r.prompt !== "string") return { error: `${at}: key "prompt" must be a string; the line has keys ${Object.keys(r).join(", ") || "none"}` }
+    if (r.id !== undefined && typeof r.id !== "string" && typeof r.id !== "number") return { error: `${at}: key "id" must be a string or a number` }
+    if (r.answer !== undefined && r.answer !== null && typeof r.answer !== "string") return { error: `${at}: key "answer" must be a string or null` }
+    prompts.push({ id: r.id !== undefined ? String(r.id) : at, text: r.prompt, answer: typeof r.answer === "string" ? r.answer : null })
+  }
+  return { prompts }
+}
+
+/** A Generations artifact's rows for the results store (`generations` view). */
+export const generationRows = (g: Generations): Array<GenerationRow> =>
+  g.promptIds.map((promptId, r) => {
+    const [from, to] = [g.offsets[r]!, g.offsets[r + 1]!]
+    let nll = 0
+    if (g.scores !== undefined) for (let p = from; p < to; p++) nll -= g.scores.tokenLogProb[p]!
+    return {
+      row: r,
+      promptId,
+      sample: g.sample[r]!,
+      seed: g.seeds[r]!,
+      prompt: g.prompts[r]!,
+      text: g.texts[r]!,
+      tokens: to - from,
+      meanLogProb: g.meanLogProb[r]!,
+      finishReason: g.finishReasons[r]!,
+      ...(g.scores !== undefined && to > from ? { teacherNll: nll / (to - from) } : {})
+    }
+  })
+
+/** Every row's prompt and generated tokens, for scoring. */
+export const scoreRowsOf = (g: Generations) =>
+  g.promptIds.map((_, r) => ({
+    prompt: g.promptTokens.subarray(g.promptOffsets[r]!, g.promptOffsets[r + 1]!),
+    tokens: g.tokens.subarray(g.offsets[r]!, g.offsets[r + 1]!)
+  }))
+
+/** Per generated token: the mean of -log p under the scorer (NaN when nothing was generated). */
+const meanNll = (tokenLogProb: Float32Array): number => {
+  let total = 0
+  for (const x of tokenLogProb) total -= x
+  return tokenLogProb.length > 0 ? total / tokenLogProb.length : NaN
+}
+
+/** Scores `g`'s generated positions with `lm` (teacher-forced) and returns `g` with those scores. */
+const rescore = (lm: LanguageModel, scorer: string, g: Generations, topK: number, batch: number) =>
+  Effect.gen(function* () {
+    const { transformerFromWeights } = yield* onRun(() => import("../../models/Transformer.js"))
+    const { scoreRows } = yield* onRun(() => import("../../generation/Score.js"))
+    const scores = yield* Effect.tryPromise(async () => {
+      const net = transformerFromWeights(decodeTransformerSpec(lm.spec), lm.weights)
+      try {
+        return await scoreRows(net, scoreRowsOf(g), topK, batch)
+      } finally {
+        net.dispose()
+      }
+    })
+    const { k, indices, logProbs, tailLogProb, tokenLogProb } = scores
+    return { ...g, scores: { scorer, k, indices, logProbs, tailLogProb, tokenLogProb } } satisfies Generations
+  })
+
+export const LmGenerateKind = defineKind({
+  kind: "lm_generate",
+  version: 1,
+  heavy: true,
+  description:
+    "Samples a language model (temperature, top-k, top-p, min-p, stop strings, n per prompt; seeded per row) from a corpus split's prompts, a prompt file or no prompt; a teacher scores every generated position (top-k + tail log-probs)",
+  params: LmGenerateParams,
+  inputs: {
+    model: { type: "LanguageModel", description: "the model sampled" },
+    corpus: { type: "TextCorpus", optional: true, description: "prompts from a split: records' prompts, or documents' first promptTokens tokens" },
+    teacher: { type: "LanguageModel", optional: true, description: "a scorer of the same tokenizer: its top-k + tail log-probs at every generated position" }
+  },
+  outputs: { generations: "Generations" },
+  fingerprint: (params) => (params.promptFile !== undefined ? fileFingerprint(params.promptFile, params.baseDir) : undefined),
+  run: (ctx) =>
+    Effect.gen(function* () {
+      const { params } = ctx
+      const lm: LanguageModel = ctx.inputs.model
+      const corpus: TextCorpus | undefined = ctx.inputs.corpus
+      const teacher: LanguageModel | undefined = ctx.inputs.teacher
+      const { tokenizer } = lm
+      const mismatch = teacher !== undefined ? tokenizerMismatch("the teacher", teacher.tokenizer, tokenizer) : undefined
+      if (mismatch !== undefined) return yield* fail(ctx, mismatch)
+      const sources = [corpus !== undefined ? "input 'corpus'" : undefined, params.promptFile !== undefined ? "param 'promptFile'" : undefined, params.unconditional ? "param 'unconditional'" : undefined]
+        .filter((s) => s !== undefined)
+      if (sources.length !== 1) {
+        return yield* fail(
+          ctx,
+          sources.length === 0
+            ? "no prompts: wire a TextCorpus node to input 'corpus', give param 'promptFile', or set param 'unconditional: true'"
+            : `prompts from ${sources.join(" and ")}: give exactly one of input 'corpus', param 'promptFile', param 'unconditional'`
+        )
+      }
+      const { decode, encode } = yield* onRun(() => import("../../tokenizer/Tokenizer.js"))
+      const spec = decodeTransformerSpec(lm.spec)
+      const start = startToken(tokenizer, encode)
+      const tokensOf = (text: string) => {
+        const ids = encode(tokenizer, text)
+        return Int32Array.from(ids.length > 0 ? ids : [start])
+      }
+      let prompts: Array<Prompt>
+      let source: string
+      if (corpus !== undefined) {
+        const docs = Array.from(corpus.splits[params.split])
+        source = `${corpus.name}:${params.split}`
+        prompts = docs.flatMap((d): Array<Prompt> => {
+          const answer = corpus.answers?.[d] ?? null
+          if (corpus.prompts !== undefined) return [{ id: corpus.ids[d]!, text: corpus.prompts[d]!, tokens: tokensOf(corpus.prompts[d]!), answer }]
+          const ids = encode(tokenizer, corpus.texts[d]!).slice(0, params.promptTokens)
+          return ids.length === 0 ? [] : [{ id: corpus.ids[d]!, text: decode(tokenizer, ids), tokens: Int32Array.from(ids), answer }]
+        })
+      } else if (params.promptFile !== undefined) {
+        const file = params.promptFile
+        source = file
+        const text = yield* Effect.try({
+          try: () => readFileSync(resolveDataPath(file, params.baseDir), "utf8"),
+          catch: (cause) => fail(ctx, `param 'promptFile': cannot read ${resolveDataPath(file, params.baseDir)}: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
+        })
+        const read = readPromptFile(file, text)
+        if ("error" in read) return yield* fail(ctx, `param 'promptFile': ${read.error}`)
+        prompts = read.prompts.map((p) => ({ ...p, tokens: tokensOf(p.text) }))
+      } else {
+        source = "unconditional"
+        prompts = [{ id: "unconditional", text: "", tokens: Int32Array.of(start), answer: null }]
+      }
+      if (params.limit !== undefined) prompts = prompts.slice(0, params.limit)
+      if (prompts.length === 0) return yield* fail(ctx, `no prompts in ${source}: ${corpus !== undefined ? "the split has no non-empty documents" : "the file has no non-blank lines"}`)
+      // A prompt longer than the context keeps its last tokens, leaving room for one new token.
+      let truncated = 0
+      prompts = prompts.map((p) => {
+        if (p.tokens.length < spec.context) return p
+        truncated++
+        return { ...p, tokens: p.tokens.slice(p.tokens.length - (spec.context - 1)) }
+      })
+      const rows = prompts.flatMap((p) => Array.from({ length: params.n }, (_, s) => ({ prompt: p, sample: s, seed: deriveSeed(ctx.seed, p.id, s) })))
+
+      const { transformerFromWeights } = yield* onRun(() => import("../../models/Transformer.js"))
+      const { sampleRows } = yield* onRun(() => import("../../generation/Sample.js"))
+      const eos = tokenizer.special["<eos>"]
+      const stops = params.stop
+      const sampled = yield* Effect.tryPromise({
+        try: async () => {
+          const net = transformerFromWeights(spec, lm.weights)
+          try {
+            const started = performance.now()
+            const out = await sampleRows(net, rows.map((r) => ({ prompt: r.prompt.tokens, seed: r.seed })), {
+              maxNewTokens: params.maxNewTokens,
+              sampler: { temperature: params.temperature, topK: params.topK, topP: params.topP, minP: params.minP },
+              batchSize: params.batchSize,
+              ...(eos !== undefined ? { stopTokens: [eos] } : {}),
+              ...(stops.length > 0 ? { stopped: (ids: ReadonlyArray<number>) => { const text = decode(tokenizer, ids); return stops.some((s) => text.includes(s)) } } : {}),
+              onBatch: (done, total) => ctx.progress({ done, total, unit: "sample" })
+            })
+            return { out, seconds: (performance.now() - started) / 1000 }
+          } finally {
+            net.dispose()
+          }
+        },
+        catch: (cause) => fail(ctx, `sampling failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
+      })
+
+      const G = rows.length
+      const promptOffsets = new Int32Array(G + 1)
+      const offsets = new Int32Array(G + 1)
+      rows.forEach((r, g) => {
+        promptOffsets[g + 1] = promptOffsets[g]! + r.prompt.tokens.length
+        offsets[g + 1] = offsets[g]! + sampled.out[g]!.tokens.length
+      })
+      const promptTokens = new Int32Array(promptOffsets[G]!)
+      const tokens = new Int32Array(offsets[G]!)
+      const meanLogProb = new Float32Array(G)
+      let logProbTotal = 0
+      rows.forEach((r, g) => {
+        const s = sampled.out[g]!
+        promptTokens.set(r.prompt.tokens, promptOffsets[g]!)
+        tokens.set(s.tokens, offsets[g]!)
+        let total = 0
+        for (const x of s.logProbs) total += x
+        logProbTotal += total
+        meanLogProb[g] = total / s.tokens.length
+      })
+      const hasAnswers = prompts.some((p) => p.answer !== null)
+      let generations: Generations = {
+        _tag: "Generations",
+        tokenizer,
+        generator: ctx.inputNodes.model ?? ctx.nodeId,
+        source,
+        promptIds: rows.map((r) => r.prompt.id),
+        sample: Int32Array.from(rows, (r) => r.sample),
+        seeds: Int32Array.from(rows, (r) => r.seed),
+        prompts: rows.map((r) => r.prompt.text),
+        texts: sampled.out.map((s) => decode(tokenizer, s.tokens)),
+        promptTokens,
+        promptOffsets,
+        tokens,
+        offsets,
+        finishReasons: sampled.out.map((s) => s.finishReason),
+        meanLogProb,
+        ...(hasAnswers ? { answers: rows.map((r) => r.prompt.answer) } : {}),
+        settings: {
+          temperature: params.temperature,
+          topK: params.topK,
+          topP: params.topP,
+          minP: params.minP,
+          maxNewTokens: params.maxNewTokens,
+          stop: params.stop,
+          n: params.n,
+          seed: ctx.seed
+        },
+        tokensPerSecond: sampled.seconds > 0 ? tokens.length / sampled.seconds : 0
+      }
+      if (teacher !== undefined) {
+        generations = yield* rescore(teacher, ctx.inputNodes.teacher ?? "teacher", generations, params.scoreTopK, params.batchSize).pipe(
+          Effect.mapError((e) => fail(ctx, `the teacher could not score the samples: ${e.error instanceof Error ? e.error.message : String(e.error)}`, e.error))
+        )
+        ctx.metric({ name: "teacher_nll", value: meanNll(generations.scores!.tokenLogProb) })
+      }
+      ctx.metric({ name: "samples", value: G })
+      ctx.metric({ name: "tokens", value: tokens.length })
+      ctx.metric({ name: "mean_tokens_per_second", value: generations.tokensPerSecond })
+      ctx.metric({ name: "mean_log_prob", value: tokens.length > 0 ? logProbTotal / tokens.length : 0 })
+      ctx.generations(generationRows(generations))
+      ctx.info({ source, prompts: prompts.length, truncatedPrompts: truncated, stopStrings: "kept in text and tokens", seconds: sampled.seconds })
+      return { generations }
+    }).pipe(Effect.withSpan("lm_generate.run", { attributes: { node: ctx.nodeId } }))
+})
+
+export const LmScoreParams = Schema.Struct({ scoreTopK, batchSize }).annotations({ identifier: "LmScoreParams" })
+
+export const LmScoreKind = defineKind({
+  kind: "lm_score",
+  version: 1,
+  heavy: true,
+  description:
+    "Scores another model's samples teacher-forced: the same Generations with this model's top-k + tail log-probs and token log-prob at every generated position",
+  params: LmScoreParams,
+  inputs: {
+    model: { type: "LanguageModel", description: "the scoring model (same tokenizer as the samples)" },
+    samples: { type: "Generations", description: "the samples scored, e.g. an lm_generate node's" }
+  },
+  outputs: { generations: "Generations" },
+  run: (ctx) =>
+    Effect.gen(function* () {
+      const lm: LanguageModel = ctx.inputs.model
+      const samples: Generations = ctx.inputs.samples
+      const mismatch = tokenizerMismatch("the samples", samples.tokenizer, lm.tokenizer)
+      if (mismatch !== undefined) return yield* fail(ctx, mismatch)
+      const generations = yield* rescore(lm, ctx.inputNodes.model ?? ctx.nodeId, samples, ctx.params.scoreTopK, ctx.params.batchSize).pipe(
+        Effect.mapError((e) => fail(ctx, `could not score the samples: ${e.error instanceof Error ? e.error.message : String(e.error)}`, e.error))
+      )
+      ctx.metric({ name: "samples", value: samples.promptIds.length })
+      ctx.metric({ name: "tokens", value: samples.tokens.length })
+      ctx.metric({ name: "nll", value: meanNll(generations.scores!.tokenLogProb) })
+      ctx.generations(generationRows(generations))
+      return { generations }
+    }).pipe(Effect.withSpan("lm_score.run", { attributes: { node: ctx.nodeId } }))
+})
