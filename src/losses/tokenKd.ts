@@ -13,6 +13,13 @@
  * unchanged. Reduction: per token, not per sequence: the positions whose target is -1 (the prompt of
  * prompt/completion data) count in neither term, and every counted token weighs the same whatever the
  * length of its sequence.
+ *
+ * On-policy distillation (Agarwal et al. 2024, GKD; train/OnPolicy.ts makes the batches): on a batch of
+ * the student's own samples the targets are -1 but at the generated positions, and the loss is the
+ * divergence alone, w_T * the mean over generated positions of D(p_T, q_T): the data's CE is not
+ * defined on student samples, so alpha does not apply there (off-policy batches keep the mix above).
+ * GKD's objective is divergence generalized_jsd with its beta; beta -> 1 (or reverse_kl) on every batch
+ * is the on-policy reverse KL closest to MiniLLM.
  */
 import * as tf from "@tensorflow/tfjs"
 import { nextTokenLoss } from "./nextToken.js"
@@ -30,6 +37,13 @@ export const tokenDivergence = (spec: ObjectiveSpec, studentLogits: tf.Tensor3D,
     return tf.reshape(tf.mul(d, counted), [B, T]) as tf.Tensor2D
   })
 
+/** () the mean of D(p_T, q_T) over the counted positions (targets >= 0); 0 when none is counted. */
+const meanTokenDivergence = (spec: ObjectiveSpec, studentLogits: tf.Tensor3D, teacherLogits: tf.Tensor3D, targets: tf.Tensor2D): tf.Scalar =>
+  tf.tidy(() => {
+    const count = tf.maximum(tf.sum(tf.cast(tf.greaterEqual(targets, 0), "float32")), 1) // () counted targets
+    return tf.div(tf.sum(tokenDivergence(spec, studentLogits, teacherLogits, targets)), count) as tf.Scalar // () mean per token
+  })
+
 /**
  * The LM objective above; without teacher logits, or with divergence "none", the next-token CE alone.
  * Logits (B, T, V), targets (B, T) int32 with -1 where not counted.
@@ -43,10 +57,16 @@ export const tokenDistillationLoss = (
   tf.tidy(() => {
     const ce = nextTokenLoss(studentLogits, targets)
     if (teacherLogits === undefined || spec.divergence === "none") return ce
-    const count = tf.maximum(tf.sum(tf.cast(tf.greaterEqual(targets, 0), "float32")), 1) // () counted targets
-    const distill = tf.div(tf.sum(tokenDivergence(spec, studentLogits, teacherLogits, targets)), count) // () mean per token
+    const distill = meanTokenDivergence(spec, studentLogits, teacherLogits, targets)
     return tf.add(tf.mul(distill, spec.alpha * temperatureFactor(spec)), tf.mul(ce, 1 - spec.alpha)) as tf.Scalar
   })
+
+/**
+ * The on-policy objective above: w_T * the mean over generated positions (targets >= 0) of D(p_T, q_T),
+ * no CE and no alpha. Logits (B, L, V), targets (B, L) int32, -1 at the prompt and past a row's end.
+ */
+export const onPolicyDistillationLoss = (spec: ObjectiveSpec, studentLogits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits: tf.Tensor3D): tf.Scalar =>
+  tf.tidy(() => tf.mul(meanTokenDivergence(spec, studentLogits, teacherLogits, targets), temperatureFactor(spec)) as tf.Scalar)
 
 /** describeObjective in an LM's terms: the per-token reduction and the next-token CE. */
 export const describeTokenObjective = (spec: ObjectiveSpec): Record<string, string | number | boolean> => {

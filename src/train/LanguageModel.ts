@@ -9,13 +9,20 @@
  * With a teacher, each micro-batch's teacher logits are computed on the fly, outside the gradient tape
  * (the teacher is a constant), and handed to the loss (losses/tokenKd.ts); validation stays next-token
  * cross-entropy, so checkpoints are chosen on held-out CE whatever the objective.
+ *
+ * With `onPolicy` (GKD, Agarwal et al. 2024), a seeded draw per micro-batch makes a share lambda of
+ * them on-policy: the batch's rows are replaced by the current student's continuations of their
+ * prompts (train/OnPolicy.ts), the teacher scores those, and `onPolicy.loss` takes the divergence on
+ * the generated positions. The other micro-batches are exactly the ones without it (lambda = 0 is
+ * plain token-level KD, weight for weight).
  */
 import * as tf from "@tensorflow/tfjs"
 import { backendCapabilities } from "../backend/Capabilities.js"
 import type { Weight } from "../domain/Artifact.js"
-import { deriveSeed } from "../domain/Random.js"
+import { deriveSeed, makeRng } from "../domain/Random.js"
 import { nextTokenLoss, nextTokenNll } from "../losses/nextToken.js"
 import { readWeights } from "../models/Network.js"
+import type { Transformer } from "../models/Transformer.js"
 import { buildTransformer, transformerFromWeights } from "../models/Transformer.js"
 import type { TransformerSpec } from "../models/TransformerSpec.js"
 import type { PackedTokens } from "../tokenizer/Pack.js"
@@ -23,6 +30,8 @@ import { packedRows } from "../tokenizer/Pack.js"
 import type { EpochReport, LoopOptions, OptimizerOptions, TrainInfo } from "./Contract.js"
 import { epochOrder, makeBestWeights, makeEpochBook, runBatches, runEpochs, throwIfAborted } from "./Loop.js"
 import type { ModelFamily, TrainableModel } from "./ModelFamily.js"
+import type { OnPolicySettings } from "./OnPolicy.js"
+import { isOnPolicy, sampleOnPolicyBatch } from "./OnPolicy.js"
 import { makeUpdater } from "./Optimizer.js"
 import { warmupCosine } from "./Schedule.js"
 import { evaluate } from "./Score.js"
@@ -72,6 +81,26 @@ export interface LmTrainOptions {
   readonly loss?: (logits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits?: tf.Tensor3D) => tf.Scalar
   /** A teacher over the same vocabulary whose logits the loss reads; it is not trained. */
   readonly teacher?: Pick<TrainableModel<tf.Tensor2D, tf.Tensor3D>, "forward">
+  /**
+   * On-policy distillation (needs `teacher`): which micro-batches are the student's samples, how they
+   * are drawn, and their loss: student logits (B, L, V), targets (B, L) -1 but at the generated
+   * positions, the teacher's logits (B, L, V) -> scalar.
+   */
+  readonly onPolicy?: OnPolicySettings & {
+    readonly loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits: tf.Tensor3D) => tf.Scalar
+  }
+}
+
+/** What the on-policy micro-batches cost and held. */
+export interface OnPolicyReport {
+  /** Micro-batches drawn from the student. */
+  readonly batches: number
+  /** Sequences sampled, all batches together. */
+  readonly sequences: number
+  /** Tokens the student generated, all sequences together. */
+  readonly generatedTokens: number
+  /** Wall time spent sampling the student. */
+  readonly samplingSeconds: number
 }
 
 export interface LmTrainResult {
@@ -80,6 +109,8 @@ export interface LmTrainResult {
   /** With `initial` weights and validation data: the validation loss before the first step (the warm start's starting point). */
   readonly initialValLoss?: number
   readonly history: Array<EpochReport & { readonly step: number; readonly tokensPerSecond: number }>
+  /** With `onPolicy`. */
+  readonly onPolicy?: OnPolicyReport
 }
 
 const check = (cond: boolean, message: () => string): void => {
@@ -94,6 +125,7 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
   check(o.train.length <= o.spec.context, () => `sequences of ${o.train.length} tokens exceed the model's context of ${o.spec.context}`)
   check(Number.isInteger(o.steps) && o.steps >= 1, () => `steps must be a positive integer, got ${o.steps}`)
   check(o.steps % o.evalEvery === 0, () => `evalEvery ${o.evalEvery} must divide steps ${o.steps}`)
+  check(o.onPolicy === undefined || o.teacher !== undefined, () => "on-policy distillation needs a teacher to score the student's samples")
   throwIfAborted(o.signal)
   const started = performance.now()
   const backend = backendCapabilities()
@@ -120,11 +152,12 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
   const lossOf = o.loss ?? nextTokenLoss
   const schedule = warmupCosine({ peak: o.optimizer.learningRate, warmupSteps: o.warmupSteps, totalSteps: o.steps, minRatio: o.minLrRatio ?? 0.1 })
 
-  const model: TrainableModel<tf.Tensor2D, tf.Tensor3D> = languageModel.build(o.spec, o.seed, o.initial)
+  const model: Transformer = o.initial !== undefined ? transformerFromWeights(o.spec, o.initial, o.seed) : buildTransformer(o.spec, o.seed)
   const best = makeBestWeights(model.variables)
   const updater = makeUpdater(o.optimizer, backend, o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {})
   const owned: Array<tf.Tensor> = []
   let accumulated: tf.NamedTensorMap | undefined
+  const sampled = { batches: 0, sequences: 0, generatedTokens: 0, samplingMs: 0 }
   try {
     const variables = model.variables
     const data = languageModel.upload(o.train)
@@ -144,17 +177,45 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
       }
       return order[p % n]!
     }
+    const onPolicy = o.onPolicy
+    /** The current student's continuations of the prompts of the given training sequences (no gradient). */
+    const sampleStudent = (sequences: Int32Array, round: number, b: number) => {
+      const t0 = performance.now()
+      const T = o.train.length
+      const inputs = new Int32Array(sequences.length * T)
+      const targets = new Int32Array(sequences.length * T)
+      sequences.forEach((s, r) => {
+        inputs.set(o.train.inputs.subarray(s * T, (s + 1) * T), r * T)
+        targets.set(o.train.targets.subarray(s * T, (s + 1) * T), r * T)
+      })
+      const batch = sampleOnPolicyBatch(model, { length: T, inputs, targets }, onPolicy!, makeRng(deriveSeed(o.seed, "on-policy sample", round, b)))
+      sampled.batches++
+      sampled.sequences += batch.rows
+      sampled.generatedTokens += batch.generated
+      sampled.samplingMs += performance.now() - t0
+      return batch
+    }
     /** One micro-batch: its gradients added to the accumulator; every `accumulate`, an optimizer step. */
     const microBatch = (round: number, start: number, rows: number, b: number, sum: tf.Scalar): tf.Scalar => {
       const first = (round - 1) * rowsPerRound + start
+      const sequences = Int32Array.from({ length: rows }, (_, i) => sequenceAt(first + i))
+      const samples = onPolicy !== undefined && isOnPolicy(o.seed, onPolicy.lambda, round, b) ? sampleStudent(sequences, round, b) : undefined
       const next = tf.tidy(() => {
-        const idx = tf.tensor1d(Int32Array.from({ length: rows }, (_, i) => sequenceAt(first + i)), "int32")
-        const xb = tf.gather(data.inputs, idx) as tf.Tensor2D // (B, T) int32
-        const yb = tf.gather(data.labels, idx) as tf.Tensor2D // (B, T) int32, -1 = not counted
+        let xb: tf.Tensor2D // (B, T) int32
+        let yb: tf.Tensor2D // (B, T) int32, -1 = not counted
+        if (samples === undefined) {
+          const idx = tf.tensor1d(sequences, "int32")
+          xb = tf.gather(data.inputs, idx) as tf.Tensor2D
+          yb = tf.gather(data.labels, idx) as tf.Tensor2D
+        } else {
+          xb = tf.tensor2d(samples.inputs, [rows, samples.length], "int32") // (B, L) prompt + the student's tokens
+          yb = tf.tensor2d(samples.targets, [rows, samples.length], "int32") // (B, L) counted at generated positions only
+        }
         // (B, T, V) teacher logits, computed before the tape starts: no gradient flows into the teacher.
         const teacherLogits = o.teacher?.forward(xb, { training: false }).logits
+        const studentLogits = () => model.forward(xb, { training: true, seed: deriveSeed(o.seed, "dropout", round, b) }).logits
         const { value, grads } = updater.gradients(
-          () => lossOf(model.forward(xb, { training: true, seed: deriveSeed(o.seed, "dropout", round, b) }).logits, yb, teacherLogits),
+          () => (samples === undefined ? lossOf(studentLogits(), yb, teacherLogits) : onPolicy!.loss(studentLogits(), yb, teacherLogits!)),
           variables
         )
         const previous = accumulated
@@ -211,7 +272,17 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
       weights,
       info: { ...info, steps: step, tokensPerSecond: speeds.length > 0 ? speeds.reduce((a, b) => a + b, 0) / speeds.length : 0 },
       ...(initialValLoss !== undefined ? { initialValLoss } : {}),
-      history
+      history,
+      ...(onPolicy !== undefined
+        ? {
+            onPolicy: {
+              batches: sampled.batches,
+              sequences: sampled.sequences,
+              generatedTokens: sampled.generatedTokens,
+              samplingSeconds: sampled.samplingMs / 1000
+            }
+          }
+        : {})
     }
   } finally {
     if (accumulated !== undefined) tf.dispose(Object.values(accumulated))

@@ -2,14 +2,16 @@
  * Token-level KD against a float64 plain-array reference: alpha * T^2 * the mean over counted target
  * positions of D(teacher_T || student_T) + (1 - alpha) * next-token CE, dense over the vocabulary, with
  * prompt positions (-1) counted in neither term; every divergence of the registry, T = 2, alpha mixing,
- * and the gradient against finite differences for forward and reverse KL.
+ * and the gradient against finite differences for forward and reverse KL. The on-policy loss (GKD): T^2 *
+ * the mean of D over the generated positions only, no CE and no alpha, for every divergence, and its
+ * gradient for generalized_jsd.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Schema } from "effect"
 import { makeRng } from "../../src/domain/Random.js"
 import { divergenceNames, ObjectiveSpec } from "../../src/losses/ObjectiveSpec.js"
-import { describeTokenObjective, tokenDistillationLoss, tokenDivergence } from "../../src/losses/tokenKd.js"
+import { describeTokenObjective, onPolicyDistillationLoss, tokenDistillationLoss, tokenDivergence } from "../../src/losses/tokenKd.js"
 import { logSoftmax, numericalGradient, refDenseBuckets, refDivergence } from "./reference.js"
 
 const [B, T, V] = [2, 3, 5]
@@ -89,5 +91,47 @@ describe("tokenDistillationLoss", () => {
     assert.strictEqual(d.distillWeight, 2)
     assert.match(String(d.direction), /student/)
     assert.match(String(d.loss), /mean over counted target tokens of reverse_kl/)
+  })
+})
+
+describe("onPolicyDistillationLoss", () => {
+  // The student's samples of one batch: prompts of 2 and 1 tokens, the second row padded at its end.
+  const generated = [-1, 3, 1, 0, 2, -1]
+  const refOnPolicy = (s: ObjectiveSpec, zs: ReadonlyArray<number>): number => {
+    let d = 0
+    generated.forEach((y, i) => {
+      if (y >= 0) d += refDivergence(s.divergence, refDenseBuckets(row(teacher, i), row(zs, i), s.temperature), s)
+    })
+    return (s.scaleT2 ? s.temperature ** 2 : 1) * (d / generated.filter((y) => y >= 0).length)
+  }
+  const onPolicy = (s: ObjectiveSpec, zs: ReadonlyArray<number>): number =>
+    tf.tidy(
+      () =>
+        onPolicyDistillationLoss(s, tf.tensor3d(zs as Array<number>, [B, T, V]), tf.tensor2d(generated, [B, T], "int32"), tf.tensor3d(teacher, [B, T, V])).dataSync()[0]!
+    )
+
+  for (const divergence of divergenceNames) {
+    it(`${divergence}: T^2 * mean of D over the generated positions only, whatever alpha (float64 reference)`, () => {
+      for (const [temperature, alpha, beta] of [[2, 0.3, 0.2], [1, 1, 0.9]] as const) {
+        const s = spec({ divergence, temperature, alpha, beta })
+        const want = refOnPolicy(s, student)
+        assert.closeTo(onPolicy(s, student), want, 2e-4 * Math.max(1, Math.abs(want)), `T ${temperature} alpha ${alpha}`)
+      }
+    })
+  }
+
+  it("generalized_jsd: the gradient w.r.t. the student logits matches finite differences, and is zero at masked positions", () => {
+    const s = spec({ divergence: "generalized_jsd", beta: 0.3, temperature: 2 })
+    const g = tf.tidy(() => {
+      const y = tf.tensor2d(generated, [B, T], "int32")
+      const zt = tf.tensor3d(teacher, [B, T, V])
+      return Array.from(tf.grad((z: tf.Tensor) => onPolicyDistillationLoss(s, z as tf.Tensor3D, y, zt))(tf.tensor3d(student, [B, T, V])).dataSync())
+    })
+    const rows = Array.from({ length: B * T }, (_, i) => row(student, i))
+    const numeric = numericalGradient((m) => refOnPolicy(s, m.flat()), rows).flat()
+    numeric.forEach((n, i) => assert.closeTo(g[i]!, n, 1e-4))
+    generated.forEach((y, i) => {
+      if (y < 0) for (let c = 0; c < V; c++) assert.strictEqual(g[i * V + c], 0)
+    })
   })
 })

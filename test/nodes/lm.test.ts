@@ -4,7 +4,9 @@
  * the results store. pipelines/lm-kd-tiny.yaml the same way: a teacher, a scratch student, a forward-KL
  * student and a reverse-KL student warm-started from the scratch one, the objective recorded in
  * nodes.info, the warm start beginning at its init model. Bits per byte on a hand example; the params
- * are checked before anything runs; a teacher or init that does not fit is refused.
+ * are checked before anything runs; a teacher or init that does not fit is refused. Self-distillation
+ * and on-policy distillation (GKD): a born-again student of its teacher's spec, a student warm-started
+ * from its own teacher, and an on-policy student, scratch first, through the executor.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
@@ -30,6 +32,21 @@ const TestLayer = Executor.layer.pipe(
 
 const statuses = (r: { readonly nodes: ReadonlyArray<{ readonly id: string; readonly status: string }> }) =>
   Object.fromEntries(r.nodes.map((n) => [n.id, n.status]))
+
+/** A run's metrics by node, name and step (NaN when absent). */
+const runMetrics = (runId: string) =>
+  Effect.gen(function* () {
+    const rows = yield* (yield* ResultsStore).query("SELECT node_id, name, step, value FROM metrics WHERE run_id = $1", [runId])
+    return (node: string, name: string, step: number | null = null) =>
+      Number(rows.rows.find((r) => r[0] === node && r[1] === name && (r[2] ?? null) === step)?.[3])
+  })
+
+/** A run's lm_train nodes.info by node. */
+const runInfo = (runId: string) =>
+  Effect.gen(function* () {
+    const info = yield* (yield* ResultsStore).query("SELECT node_id, CAST(info AS VARCHAR) FROM nodes WHERE run_id = $1 AND kind = 'lm_train'", [runId])
+    return (id: string) => JSON.parse(String(info.rows.find((r) => r[0] === id)![1])) as Record<string, any>
+  })
 
 describe("lm-tiny pipeline", () => {
   it.live("trains and evaluates a transformer LM, then is all cache hits", () =>
@@ -74,24 +91,33 @@ describe("lm-tiny pipeline", () => {
   )
 })
 
-const teacherPipeline = (tokenizers: { readonly student: string; readonly teacher: string }) => {
-  const file = join(mkdtempSync(join(tmpdir(), "distillery-lm-node-")), "lm-teacher.yaml")
-  const model = "{ model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 4 }"
+/** A pipeline file in a fresh temporary folder: seed 2, `limit` Brown documents as brown, bytes and bytes2 (only <eos>) tokenizers, then `nodes`. */
+const tinyPipeline = (name: string, limit: number, nodes: string): string => {
+  const file = join(mkdtempSync(join(tmpdir(), "distillery-lm-")), `${name}.yaml`)
   writeFileSync(
     file,
-    `name: lm-teacher
+    `name: ${name}
 seed: 2
 nodes:
-  - { id: brown, kind: text, params: { source: brown, limit: 10 } }
+  - { id: brown, kind: text, params: { source: brown, limit: ${limit} } }
   - { id: bytes, kind: tokenizer, params: { type: bytes } }
   - { id: bytes2, kind: tokenizer, params: { type: bytes, special: ["<eos>"] } }
-  - { id: teacher, kind: lm_train, inputs: { corpus: brown, tokenizer: ${tokenizers.teacher} }, params: ${model} }
+${nodes}`
+  )
+  return file
+}
+
+const teacherPipeline = (tokenizers: { readonly student: string; readonly teacher: string }) => {
+  const model = "{ model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 4 }"
+  return tinyPipeline(
+    "lm-teacher",
+    10,
+    `  - { id: teacher, kind: lm_train, inputs: { corpus: brown, tokenizer: ${tokenizers.teacher} }, params: ${model} }
   - { id: student, kind: lm_train, seed: 3, inputs: { corpus: brown, tokenizer: ${tokenizers.student} }, params: ${model} }
   - { id: self, kind: lm_evaluate, inputs: { model: student, corpus: brown, teacher: student }, params: { split: validation } }
   - { id: fidelity, kind: lm_evaluate, inputs: { model: student, corpus: brown, teacher: teacher }, params: { split: validation } }
 `
   )
-  return file
 }
 
 describe("lm_evaluate with a teacher", () => {
@@ -127,10 +153,7 @@ describe("lm-kd-tiny pipeline", () => {
       assert.deepStrictEqual(statuses(first), Object.fromEntries(ids.map((id) => [id, "executed"])))
       assert.strictEqual(tf.memory().numTensors, tensors)
 
-      const store = yield* ResultsStore
-      const rows = yield* store.query("SELECT node_id, name, step, value FROM metrics WHERE run_id = $1", [first.runId])
-      const value = (node: string, name: string, step: number | null = null) =>
-        Number(rows.rows.find((r) => r[0] === node && r[1] === name && (r[2] ?? null) === step)?.[3])
+      const value = yield* runMetrics(first.runId)
       // The warm start begins at its init model: its validation loss before step 1 is the scratch student's kept one.
       assert.closeTo(value("reverse_kl", "val_loss", 0), value("scratch", "best_val_loss"), 1e-5)
       assert.isNaN(value("scratch", "val_loss", 0))
@@ -140,8 +163,7 @@ describe("lm-kd-tiny pipeline", () => {
       }
       assert.isAbove(value("eval_teacher", "params"), value("eval_scratch", "params"))
 
-      const info = yield* store.query("SELECT node_id, CAST(info AS VARCHAR) FROM nodes WHERE run_id = $1 AND kind = 'lm_train'", [first.runId])
-      const infoOf = (id: string) => JSON.parse(String(info.rows.find((r) => r[0] === id)![1])) as Record<string, any>
+      const infoOf = yield* runInfo(first.runId)
       const reverse = infoOf("reverse_kl").objective
       assert.strictEqual(reverse.divergence, "reverse_kl")
       assert.match(reverse.direction, /student/)
@@ -160,22 +182,15 @@ describe("lm-kd-tiny pipeline", () => {
 })
 
 const kdPipeline = (student: string) => {
-  const file = join(mkdtempSync(join(tmpdir(), "distillery-lm-kd-")), "lm-kd.yaml")
   const model = "model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 2"
-  writeFileSync(
-    file,
-    `name: lm-kd-refused
-seed: 2
-nodes:
-  - { id: brown, kind: text, params: { source: brown, limit: 6 } }
-  - { id: bytes, kind: tokenizer, params: { type: bytes } }
-  - { id: bytes2, kind: tokenizer, params: { type: bytes, special: ["<eos>"] } }
-  - { id: teacher, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes }, params: { ${model} } }
+  return tinyPipeline(
+    "lm-kd-refused",
+    6,
+    `  - { id: teacher, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes }, params: { ${model} } }
   - { id: wide, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes }, params: { model: { type: transformer, layers: 1, width: 32, heads: 2, context: 16 }, batchSize: 4, steps: 2 } }
   - ${student}
 `
   )
-  return file
 }
 
 describe("lm_train with a teacher or an init that does not fit", () => {
@@ -200,6 +215,83 @@ describe("lm_train with a teacher or an init that does not fit", () => {
         "{ id: kd, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes, init: wide }, params: { model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 2 } }"
       )
       assert.match(otherSpec, /input 'init' has another model spec \(width: 32 there, 16 here/)
+    }).pipe(Effect.provide(TestLayer))
+  )
+})
+
+const selfDistillation = () => {
+  const model = "model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 4, evalEvery: 2"
+  return tinyPipeline(
+    "lm-self",
+    6,
+    `  - { id: scratch, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes }, params: { ${model} } }
+  - id: born_again
+    kind: lm_train
+    seed: 3
+    inputs: { corpus: brown, tokenizer: bytes, teacher: scratch }
+    params: { ${model}, objective: { divergence: forward_kl, alpha: 0.5 } }
+  - id: self_warm
+    kind: lm_train
+    inputs: { corpus: brown, tokenizer: bytes, teacher: scratch, init: scratch }
+    params: { ${model}, objective: { divergence: reverse_kl, alpha: 1 } }
+  - id: on_policy
+    kind: lm_train
+    inputs: { corpus: brown, tokenizer: bytes, teacher: scratch }
+    params: { ${model}, objective: { divergence: generalized_jsd, beta: 0.9, alpha: 1 }, onPolicy: { lambda: 1, promptTokens: 8, temperature: 1, topK: 20, maxNewTokens: 6 } }
+`
+  )
+}
+
+describe("lm_train self-distillation and on-policy distillation", () => {
+  it.live("a born-again student, a student warm-started from its own teacher and an on-policy student run, record what they did, then are all cache hits", () =>
+    Effect.gen(function* () {
+      const pipeline = yield* loadPipelineFile(selfDistillation(), builtinRegistry)
+      const executor = yield* Executor
+      const tensors = tf.memory().numTensors
+      const first = yield* executor.run(pipeline)
+      const ids = ["brown", "bytes", "bytes2", "scratch", "born_again", "self_warm", "on_policy"]
+      assert.deepStrictEqual(statuses(first), Object.fromEntries(ids.map((id) => [id, "executed"])))
+      assert.strictEqual(tf.memory().numTensors, tensors)
+
+      const value = yield* runMetrics(first.runId)
+      // Warm-started from its teacher: it begins at the teacher's kept weights, where the divergence is 0.
+      assert.closeTo(value("self_warm", "val_loss", 0), value("scratch", "best_val_loss"), 1e-5)
+      assert.isBelow(value("self_warm", "train_loss", 2), 0.05)
+      assert.isAbove(value("born_again", "train_loss", 2), 0)
+      assert.strictEqual(value("on_policy", "on_policy_batches"), 4)
+      assert.strictEqual(value("on_policy", "on_policy_sequences"), 16)
+      assert.strictEqual(value("on_policy", "mean_generated_tokens"), 6)
+      assert.isAbove(value("on_policy", "sampling_seconds"), 0)
+      assert.isNaN(value("born_again", "on_policy_batches"))
+
+      const infoOf = yield* runInfo(first.runId)
+      assert.strictEqual(infoOf("born_again").teacher, "scratch")
+      assert.strictEqual(infoOf("self_warm").init, "scratch")
+      assert.strictEqual(infoOf("self_warm").teacher, "scratch")
+      const onPolicy = infoOf("on_policy").onPolicy
+      assert.strictEqual(onPolicy.lambda, 1)
+      assert.strictEqual(onPolicy.promptTokens, 8)
+      assert.strictEqual(onPolicy.maxNewTokens, 6)
+      assert.deepStrictEqual(onPolicy.sampler, { temperature: 1, topK: 20 })
+      assert.match(onPolicy.onPolicyLoss, /mean over generated tokens of generalized_jsd\(p_T, q_T\); no CE/)
+      assert.strictEqual(infoOf("on_policy").objective.beta, 0.9)
+      assert.isUndefined(infoOf("born_again").onPolicy)
+
+      const second = yield* executor.run(pipeline)
+      assert.deepStrictEqual(statuses(second), Object.fromEntries(ids.map((id) => [id, "cached"])))
+    }).pipe(Effect.provide(TestLayer))
+  )
+
+  it.live("refuses onPolicy without a teacher and an objective, naming what to wire", () =>
+    Effect.gen(function* () {
+      const executor = yield* Executor
+      const model = "model: { type: transformer, layers: 1, width: 16, heads: 2, context: 16 }, batchSize: 4, steps: 2"
+      const error = yield* Effect.flip(
+        executor.run(
+          yield* loadPipelineFile(kdPipeline(`{ id: kd, kind: lm_train, inputs: { corpus: brown, tokenizer: bytes }, params: { ${model}, onPolicy: { lambda: 0.5, promptTokens: 4 } } }`), builtinRegistry)
+        )
+      )
+      assert.match(error.message, /node 'kd': param 'onPolicy' scores the student's samples with a teacher: wire input 'teacher' \(a LanguageModel of the same tokenizer\) and set param 'objective'/)
     }).pipe(Effect.provide(TestLayer))
   )
 })
@@ -231,5 +323,9 @@ describe("lm_train params", () => {
     fails({ sequenceLength: 64 }, /sequenceLength 64 exceeds the model's context 32/)
     fails({ model: { ...model, heads: 3 } }, /multiple of heads 3/)
     fails({ model: { ...model, vocabSize: 300 } }, /vocabSize/)
+    fails({ onPolicy: { lambda: 0.5, promptTokens: 32 } }, /onPolicy.promptTokens 32 must be below the sequence length 32/)
+    fails({ onPolicy: { lambda: 1.5 } }, /lambda/)
+    const gkd = decode({ model, onPolicy: { lambda: 0.5 } })
+    assert.isTrue(Either.isRight(gkd) && gkd.right.onPolicy?.promptTokens === 16 && gkd.right.onPolicy.temperature === 1)
   })
 })

@@ -2,12 +2,14 @@
  * The language-model family: determinism per seed, no tensor left behind (per round and per run),
  * gradient accumulation equal to one larger batch, and the loss falling on a Brown slice; with a
  * teacher (token-level KD), the distillation loss falling toward a fixed teacher, determinism, and a
- * flat tensor count; a warm start begins exactly at its init model. Tiny transformers on the wasm
- * backend, a few dozen steps.
+ * flat tensor count; a warm start begins exactly at its init model; on-policy distillation (GKD):
+ * lambda = 0 is token-level KD weight for weight, determinism per seed, a flat tensor count, the
+ * divergence falling on the student's own samples. Tiny transformers on the wasm backend, a few dozen steps.
  */
 import { assert, beforeAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
+import { createHash } from "node:crypto"
 import { initBackend } from "../../src/backend/Backend.js"
 import { loadTextCorpus } from "../../src/data/text.js"
 import { makeRng } from "../../src/domain/Random.js"
@@ -18,7 +20,7 @@ import { packCorpus } from "../../src/tokenizer/Pack.js"
 import type { LmTrainOptions } from "../../src/train/LanguageModel.js"
 import { scoreLanguageModel, trainLanguageModel } from "../../src/train/LanguageModel.js"
 import { ObjectiveSpec } from "../../src/losses/ObjectiveSpec.js"
-import { tokenDistillationLoss } from "../../src/losses/tokenKd.js"
+import { onPolicyDistillationLoss, tokenDistillationLoss } from "../../src/losses/tokenKd.js"
 import { buildTransformer, transformerFromWeights } from "../../src/models/Transformer.js"
 import { logSoftmax } from "../losses/reference.js"
 
@@ -193,5 +195,73 @@ describe("a warm start", () => {
     const cold = await trainLanguageModel({ ...base, seed: 5 })
     assert.isUndefined(cold.initialValLoss)
     assert.isBelow(warm.history[0]!.valLoss!, cold.history[0]!.valLoss!)
+  })
+})
+
+describe("trainLanguageModel on-policy (GKD)", () => {
+  const hash = (r: Awaited<ReturnType<typeof trainLanguageModel>>) =>
+    createHash("sha256").update(new Uint8Array(Float32Array.from(values(r)).buffer)).digest("hex")
+  const gkd = (o: object, onPolicy: object | undefined, teacherSeed = 9) => {
+    const teacher = buildTransformer(spec, teacherSeed)
+    const s = Schema.decodeSync(ObjectiveSpec)(o as never)
+    const options: LmTrainOptions = {
+      ...base,
+      checkpoint: "last",
+      teacher,
+      loss: (logits, targets, teacherLogits) => tokenDistillationLoss(s, logits, targets, teacherLogits),
+      ...(onPolicy !== undefined
+        ? {
+            onPolicy: {
+              lambda: 0.5,
+              promptTokens: 3,
+              sampler: { temperature: 1 },
+              ...onPolicy,
+              loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits: tf.Tensor3D) => onPolicyDistillationLoss(s, logits, targets, teacherLogits)
+            }
+          }
+        : {})
+    }
+    return { teacher, options }
+  }
+
+  it("lambda = 0 is token-level KD weight for weight", async () => {
+    const { teacher, options } = gkd({ divergence: "generalized_jsd", beta: 0.5, alpha: 0.5 }, { lambda: 0 })
+    const { onPolicy: _onPolicy, ...supervised } = options
+    const a = await trainLanguageModel(options)
+    const b = await trainLanguageModel(supervised)
+    teacher.dispose()
+    assert.strictEqual(hash(a), hash(b))
+    assert.deepStrictEqual(a.onPolicy, { batches: 0, sequences: 0, generatedTokens: 0, samplingSeconds: 0 })
+  })
+
+  it("is deterministic per seed, another seed differs, and the tensor count stays flat across rounds and after the run", async () => {
+    const { teacher, options } = gkd({ divergence: "generalized_jsd", beta: 0.5, alpha: 0.5 }, { lambda: 0.5, maxNewTokens: 4 })
+    const before = tf.memory().numTensors
+    const perRound: Array<number> = []
+    const a = await trainLanguageModel({ ...options, accumulate: 2, onRound: () => perRound.push(tf.memory().numTensors) })
+    assert.strictEqual(perRound[0], perRound[1])
+    assert.strictEqual(tf.memory().numTensors, before)
+    const b = await trainLanguageModel({ ...options, accumulate: 2 })
+    const c = await trainLanguageModel({ ...options, accumulate: 2, seed: 2 })
+    const kd = await trainLanguageModel({ ...options, accumulate: 2, onPolicy: { ...options.onPolicy!, lambda: 0 } })
+    teacher.dispose()
+    assert.strictEqual(hash(a), hash(b))
+    assert.notStrictEqual(hash(a), hash(c))
+    assert.notStrictEqual(hash(a), hash(kd))
+    // 12 micro-batches of 8 sequences, about half of them sampled; every prompt is 3 tokens, 4 new ones each.
+    const r = a.onPolicy!
+    assert.isTrue(r.batches > 0 && r.batches < 12, String(r.batches))
+    assert.strictEqual(r.sequences, 8 * r.batches)
+    assert.strictEqual(r.generatedTokens, 4 * r.sequences)
+  })
+
+  it("lambda = 1 with reverse KL lowers the divergence on the student's own samples", async () => {
+    const { teacher, options } = gkd({ divergence: "reverse_kl", alpha: 1 }, { lambda: 1 })
+    const r = await trainLanguageModel({ ...options, steps: 20, evalEvery: 5 })
+    teacher.dispose()
+    const losses = r.history.map((h) => h.trainLoss)
+    assert.isBelow(losses[losses.length - 1]!, losses[0]! * 0.7, losses.join(", "))
+    assert.strictEqual(r.onPolicy!.batches, 20)
+    assert.strictEqual(r.onPolicy!.generatedTokens, 20 * 8 * (8 + 1 - 3))
   })
 })

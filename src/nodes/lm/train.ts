@@ -8,7 +8,11 @@
  * stays as it was. With a `teacher` LanguageModel of the same tokenizer and an `objective`, `lm_train`
  * distils it token by token (losses/tokenKd.ts: alpha * T^2 * the mean per counted target token of
  * D(teacher_T || student_T) + (1 - alpha) * next-token CE), the teacher's logits computed per batch.
- * An `init` model warm-starts the student.
+ * An `init` model warm-starts the student. With `onPolicy` (GKD, Agarwal et al. 2024), a seeded share
+ * lambda of the micro-batches are the current student's own continuations of the batch's prompts
+ * (train/OnPolicy.ts), scored by the teacher: their loss is w_T * the mean over generated tokens of
+ * D(teacher_T || student_T) (w_T = T^2 when scaleT2), with no CE (the data's CE is not defined on student samples), while the
+ * other micro-batches keep the objective's alpha mix; lambda = 0 is plain token-level KD.
  */
 import type * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
@@ -18,6 +22,28 @@ import { ObjectiveSpec } from "../../losses/ObjectiveSpec.js"
 import { decodeTransformerSpec, TransformerSpec } from "../../models/TransformerSpec.js"
 import { defineKind, onRun } from "../NodeKind.js"
 import { AdamWParams, fail, LmModelSpec, positive, PositiveInt, sameTokenizer, specMismatch, tokenizerMismatch } from "./common.js"
+
+export const OnPolicyParams = Schema.Struct({
+  lambda: Schema.Number.pipe(Schema.between(0, 1)).annotations({
+    description:
+      "Share of micro-batches drawn from the student (a seeded draw per micro-batch): 0 is supervised token-level KD, 1 all on-policy (with divergence reverse_kl, or generalized_jsd with beta near 1: on-policy reverse KL as in MiniLLM)"
+  }),
+  promptTokens: Schema.optionalWith(PositiveInt, { default: () => 16 }).annotations({
+    description:
+      "Prompt of a sequence that does not start with prompt tokens (packed plain text): its first promptTokens tokens; a sequence that starts with prompt tokens of prompt/completion data keeps them as its prompt. Below the sequence length"
+  }),
+  temperature: Schema.optionalWith(Schema.NonNegative, { default: () => 1 }).annotations({
+    description: "Sampling temperature of the student's continuations (0: greedy); the objective's temperature is apart"
+  }),
+  topK: Schema.optional(PositiveInt).annotations({ description: "Sample among the k most likely tokens (absent: all)" }),
+  topP: Schema.optional(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThanOrEqualTo(1))).annotations({
+    description: "Nucleus sampling: the fewest most likely tokens whose probabilities sum to topP (absent: all)"
+  }),
+  maxNewTokens: Schema.optional(PositiveInt).annotations({
+    description: "At most this many tokens sampled per sequence (absent: up to the sequence length); shorter sequences are padded and masked"
+  })
+}).annotations({ identifier: "OnPolicy" })
+export type OnPolicyParams = typeof OnPolicyParams.Type
 
 export const LmTrainParams = Schema.Struct({
   model: Schema.propertySignature(LmModelSpec).annotations({
@@ -50,24 +76,49 @@ export const LmTrainParams = Schema.Struct({
   objective: Schema.optional(ObjectiveSpec).annotations({
     description:
       "Token-level KD from the 'teacher' input: alpha * T^2 * mean per counted target token of D(teacher_T || student_T) + (1 - alpha) * next-token CE; absent: next-token CE only"
+  }),
+  onPolicy: Schema.optional(OnPolicyParams).annotations({
+    description:
+      "On-policy distillation (GKD, Agarwal et al. 2024; needs 'teacher' and 'objective'): a share lambda of micro-batches are the current student's samples continuing each sequence's prompt, trained on the mean over generated tokens of the objective's divergence (times T^2 when scaleT2), no CE and no alpha; the other micro-batches keep the objective as is"
   })
 }).pipe(
   Schema.filter((p) => {
     if (p.evalEvery !== undefined && p.steps % p.evalEvery !== 0) return `evalEvery ${p.evalEvery} must divide steps ${p.steps}`
     if (p.warmupSteps >= p.steps) return `warmupSteps ${p.warmupSteps} must be below steps ${p.steps}`
     if (p.sequenceLength !== undefined && p.sequenceLength > p.model.context) return `sequenceLength ${p.sequenceLength} exceeds the model's context ${p.model.context}`
+    const T = p.sequenceLength ?? p.model.context
+    if (p.onPolicy !== undefined && p.onPolicy.promptTokens >= T) {
+      return `onPolicy.promptTokens ${p.onPolicy.promptTokens} must be below the sequence length ${T}: the student needs room to generate`
+    }
     return undefined
   }),
   Schema.annotations({ identifier: "LmTrainParams" })
 )
 export type LmTrainParams = typeof LmTrainParams.Type
 
+/** The sampler and batch-source settings of train/OnPolicy.ts from the params. */
+const onPolicySettings = (p: OnPolicyParams) => ({
+  lambda: p.lambda,
+  promptTokens: p.promptTokens,
+  sampler: { temperature: p.temperature, ...(p.topK !== undefined ? { topK: p.topK } : {}), ...(p.topP !== undefined ? { topP: p.topP } : {}) },
+  ...(p.maxNewTokens !== undefined ? { maxNewTokens: p.maxNewTokens } : {})
+})
+
+/** What nodes.info records of on-policy distillation: the draw, the sampler, and each batch source's loss. */
+const describeOnPolicy = (p: OnPolicyParams, objective: Record<string, string | number | boolean>): Record<string, unknown> => ({
+  ...onPolicySettings(p),
+  method: "GKD (Agarwal et al. 2024): a seeded draw per micro-batch; with probability lambda its sequences are replaced by the current student's samples continuing their prompts",
+  prompt: `the leading prompt tokens of prompt/completion sequences, else the first ${p.promptTokens} tokens`,
+  onPolicyLoss: `${objective.temperatureFactor} * mean over generated tokens of ${objective.divergence}(p_T, q_T); no CE, no alpha`,
+  offPolicyLoss: objective.loss
+})
+
 export const LmTrainKind = defineKind({
   kind: "lm_train",
   version: 1,
   heavy: true,
   description:
-    "Trains a decoder-only transformer LM on a corpus through a tokenizer (AdamW, warm-up + cosine, clipping, accumulation); with a teacher, token-level KD: alpha * T^2 * mean per counted target token of D(teacher_T || student_T) + (1 - alpha) * next-token CE (reduction per token, not per sequence; prompt tokens count in neither term); a kind apart from train, whose inputs, budget and output are a classifier's",
+    "Trains a decoder-only transformer LM on a corpus through a tokenizer (AdamW, warm-up + cosine, clipping, accumulation); with a teacher, token-level KD: alpha * T^2 * mean per counted target token of D(teacher_T || student_T) + (1 - alpha) * next-token CE (reduction per token, not per sequence; prompt tokens count in neither term); with onPolicy, GKD: a share lambda of micro-batches are the student's own samples, trained on the divergence over the generated tokens only; a kind apart from train, whose inputs, budget and output are a classifier's",
   params: LmTrainParams,
   inputs: {
     corpus: { type: "TextCorpus", description: "the text: trains on its train split, validates on its validation split" },
@@ -106,6 +157,13 @@ export const LmTrainKind = defineKind({
       if (teacher === undefined && distilling) {
         return yield* fail(ctx, `param 'objective' distils by ${objective.divergence} but input 'teacher' is not wired: wire a LanguageModel node to it`)
       }
+      const onPolicy = params.onPolicy
+      if (onPolicy !== undefined && !distilling) {
+        return yield* fail(
+          ctx,
+          `param 'onPolicy' scores the student's samples with a teacher: wire input 'teacher' (a LanguageModel of the same tokenizer) and set param 'objective' (e.g. { divergence: generalized_jsd, beta: 0.5, alpha: 1 })`
+        )
+      }
       const T = params.sequenceLength ?? spec.context
       const teacherSpec = teacher !== undefined ? decodeTransformerSpec(teacher.spec) : undefined
       if (teacherSpec !== undefined && teacherSpec.context < T) {
@@ -119,13 +177,14 @@ export const LmTrainKind = defineKind({
       const { type: _adamw, ...adam } = params.optimizer
       ctx.metric({ name: "train_tokens", value: train.inputs.length })
       ctx.metric({ name: "validation_tokens", value: validation.inputs.length })
-      const { describeTokenObjective, tokenDistillationLoss } = yield* onRun(() => import("../../losses/tokenKd.js"))
+      const { describeTokenObjective, onPolicyDistillationLoss, tokenDistillationLoss } = yield* onRun(() => import("../../losses/tokenKd.js"))
       const { transformerFromWeights } = yield* onRun(() => import("../../models/Transformer.js"))
       const described = distilling ? describeTokenObjective(objective) : undefined
       ctx.info({
         loss: described !== undefined ? String(described.loss) : "next-token cross-entropy, mean per counted target token",
         ...(described !== undefined ? { objective: described, teacher: ctx.inputNodes.teacher ?? "teacher" } : {}),
         ...(init !== undefined ? { init: ctx.inputNodes.init ?? "init" } : {}),
+        ...(onPolicy !== undefined && described !== undefined ? { onPolicy: describeOnPolicy(onPolicy, described) } : {}),
         optimizer: params.optimizer,
         backend: ctx.backend
       })
@@ -154,6 +213,15 @@ export const LmTrainKind = defineKind({
                     teacher: teacherNet,
                     loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits?: tf.Tensor3D) =>
                       tokenDistillationLoss(objective, logits, targets, teacherLogits)
+                  }
+                : {}),
+              ...(distilling && onPolicy !== undefined
+                ? {
+                    onPolicy: {
+                      ...onPolicySettings(onPolicy),
+                      loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits: tf.Tensor3D) =>
+                        onPolicyDistillationLoss(objective, logits, targets, teacherLogits)
+                    }
                   }
                 : {}),
               onRound: (r, step) =>
@@ -188,6 +256,13 @@ export const LmTrainKind = defineKind({
       ctx.metric({ name: "mean_tokens_per_second", value: result.info.tokensPerSecond })
       ctx.metric({ name: "seconds", value: result.info.seconds })
       ctx.metric({ name: "params", value: parameterCount(result) })
+      if (result.onPolicy !== undefined) {
+        const r = result.onPolicy
+        ctx.metric({ name: "on_policy_batches", value: r.batches })
+        ctx.metric({ name: "on_policy_sequences", value: r.sequences })
+        ctx.metric({ name: "mean_generated_tokens", value: r.sequences > 0 ? r.generatedTokens / r.sequences : 0 })
+        ctx.metric({ name: "sampling_seconds", value: r.samplingSeconds })
+      }
       ctx.info({ checkpoint: info })
       const model: LanguageModel = { _tag: "LanguageModel", spec: Schema.encodeSync(TransformerSpec)(spec), tokenizer, weights: result.weights, info }
       return { model }
