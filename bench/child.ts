@@ -7,6 +7,11 @@
  *     `distillery run` executes), on Distillery's backend `backend` (native, wasm, cpu).
  *   runner "layers": plain tfjs, a tf.layers model and model.fit, on tfjs's own `cpu` or `wasm`
  *     backend as shipped (no Distillery kernel fixes).
+ *   runner "lm": a language model of bench/models.ts `benchLms` trained by src/train/LanguageModel.ts
+ *     `trainLanguageModel` (what an lm train node runs) on random tokens: `warmup` steps untimed, then
+ *     `steps` timed ones; prints { seconds, examples: tokens, finalLoss, backend, maxRssMB }.
+ *   runner "generate": the same model decoding with the KV cache (src/generation/Decode.ts): a prefill
+ *     of a half-context prompt, then one row stepped from position 1 to the context, timed per token.
  */
 import * as tf from "@tensorflow/tfjs"
 import { Schema } from "effect"
@@ -16,12 +21,17 @@ import { initBackend } from "../src/backend/Backend.js"
 import { setNativeThreads } from "../src/backend/Native.js"
 import { objectiveLoss, ObjectiveSpec } from "../src/losses/Objective.js"
 import type { ModelSpec } from "../src/models/ModelSpec.js"
+import { makeDecoder } from "../src/generation/Decode.js"
+import { makeRng } from "../src/domain/Random.js"
+import { buildTransformer } from "../src/models/Transformer.js"
+import { trainLanguageModel } from "../src/train/LanguageModel.js"
 import { train } from "../src/train/Trainer.js"
-import { findModel } from "./models.js"
+import type { BenchLm } from "./models.js"
+import { findLm, findModel } from "./models.js"
 
 export interface ChildConfig {
   readonly model: string
-  readonly runner: "distillery" | "layers"
+  readonly runner: "distillery" | "layers" | "lm" | "generate"
   readonly backend: string
   readonly threads?: number
   readonly examples: number
@@ -29,6 +39,9 @@ export interface ChildConfig {
   readonly batchSize: number
   readonly dataFile: string
   readonly totalExamples: number
+  /** lm: untimed optimizer steps before the timed `steps`. */
+  readonly warmup?: number
+  readonly steps?: number
 }
 
 export interface ChildResult {
@@ -37,6 +50,11 @@ export interface ChildResult {
   readonly finalLoss: number
   readonly backend: string
   readonly maxRssMB: number
+  /** generate: ms per decoded token, for positions 1..context-1 (the position of the token fed in). */
+  readonly stepMs?: ReadonlyArray<number>
+  /** generate: seconds of the prefill of `prefillTokens` tokens. */
+  readonly prefillSeconds?: number
+  readonly prefillTokens?: number
 }
 
 const readData = (file: string, total: number, n: number): { x: Float32Array; y: Int32Array } => {
@@ -104,8 +122,90 @@ const runDistillery = async (c: ChildConfig, spec: ModelSpec, x: Float32Array, y
   return { seconds, examples: c.examples * c.epochs, finalLoss: r.history[r.history.length - 1]!.trainLoss, backend: r.info.backend }
 }
 
+/** `rows` random sequences over the vocabulary; targets are the inputs shifted by one, as a pack's are. */
+const randomTokens = (m: BenchLm, rows: number, seed: number) => {
+  const T = m.spec.context
+  const rng = makeRng(seed)
+  const stream = Int32Array.from({ length: rows * T + 1 }, () => rng.int(m.spec.vocabSize))
+  return { length: T, inputs: stream.slice(0, rows * T), targets: stream.slice(1, rows * T + 1) }
+}
+
+const runLm = async (c: ChildConfig, m: BenchLm): Promise<Omit<ChildResult, "maxRssMB">> => {
+  if (c.threads !== undefined) setNativeThreads(c.threads)
+  await initBackend(c.backend as BackendName)
+  const warmup = c.warmup ?? 2
+  const steps = c.steps ?? 5
+  const ends: Array<number> = []
+  const r = await trainLanguageModel({
+    spec: m.spec,
+    train: randomTokens(m, c.batchSize * 8, 1),
+    optimizer: { type: "adam", learningRate: 3e-4, weightDecay: 0.1 },
+    batchSize: c.batchSize,
+    steps: warmup + steps,
+    evalEvery: 1,
+    warmupSteps: 0,
+    clipNorm: 1,
+    seed: 1,
+    checkpoint: "last",
+    onRound: () => ends.push(performance.now())
+  })
+  const seconds = (ends[ends.length - 1]! - ends[warmup - 1]!) / 1000
+  return { seconds, examples: steps * c.batchSize * m.spec.context, finalLoss: r.history[r.history.length - 1]!.trainLoss, backend: r.info.backend }
+}
+
+const runGenerate = async (c: ChildConfig, m: BenchLm): Promise<Omit<ChildResult, "maxRssMB">> => {
+  if (c.threads !== undefined) setNativeThreads(c.threads)
+  const backend = await initBackend(c.backend as BackendName)
+  const model = buildTransformer(m.spec, 1)
+  const T = m.spec.context
+  const rng = makeRng(2)
+  const token = () => rng.int(m.spec.vocabSize)
+  const decoder = makeDecoder(model)
+  const prompt = Array.from({ length: T / 2 }, token)
+  // Untimed: the first calls compile kernels and grow the heap.
+  const warm = decoder.prefill([prompt])
+  await warm.data()
+  warm.dispose()
+  for (let i = 0; i < 4; i++) {
+    const next = decoder.step([token()])
+    await next.data()
+    next.dispose()
+  }
+  decoder.dispose()
+  const prefill = makeDecoder(model)
+  let t0 = performance.now()
+  const logits = prefill.prefill([prompt])
+  await logits.data()
+  const prefillSeconds = (performance.now() - t0) / 1000
+  logits.dispose()
+  prefill.dispose()
+  // One row from position 1 to the end of the context, reading each step's logits back as generate() does.
+  const stepMs: Array<number> = []
+  const d = makeDecoder(model)
+  let last = d.prefill([[token()]])
+  await last.data()
+  for (let p = 1; p < T; p++) {
+    last.dispose()
+    t0 = performance.now()
+    last = d.step([token()])
+    await last.data()
+    stepMs.push(performance.now() - t0)
+  }
+  last.dispose()
+  d.dispose()
+  model.dispose()
+  const seconds = stepMs.reduce((a, b) => a + b, 0) / 1000
+  return { seconds, examples: stepMs.length, finalLoss: 0, backend, stepMs, prefillSeconds, prefillTokens: prompt.length }
+}
+
 const main = async () => {
   const c = JSON.parse(process.argv[2]!) as ChildConfig
+  const lmModel = findLm(c.model)
+  if (lmModel !== undefined) {
+    const r = c.runner === "generate" ? await runGenerate(c, lmModel) : await runLm(c, lmModel)
+    process.stdout.write(`${JSON.stringify({ ...r, maxRssMB: process.resourceUsage().maxRSS / 1024 })}\n`)
+    return
+  }
   const model = findModel(c.model)
   const { x, y } = readData(c.dataFile, c.totalExamples, c.examples)
   const r = c.runner === "layers" ? await runLayers(c, model.spec, x, y) : await runDistillery(c, model.spec, x, y)

@@ -5,6 +5,9 @@
  * same count is used for every configuration, so ratios compare throughput.
  */
 import type { ModelSpec } from "../src/models/ModelSpec.js"
+import { transformerParameterCount } from "../src/models/Transformer.js"
+import type { TransformerSpec } from "../src/models/TransformerSpec.js"
+import { decodeTransformerSpec, transformerDims } from "../src/models/TransformerSpec.js"
 
 export interface BenchModel {
   readonly name: string
@@ -65,8 +68,54 @@ export const benchModels: ReadonlyArray<BenchModel> = [
   }
 ]
 
+/** A decoder-only language model of the issue's speed pilot, trained on random tokens. */
+export interface BenchLm {
+  readonly name: string
+  readonly description: string
+  readonly spec: TransformerSpec
+  readonly parameters: number
+  /**
+   * FLOPs one training token costs: 6 x the non-embedding weights plus the tied head's V·D (the
+   * embedding lookup is free), plus causal attention's QKᵀ and PV, 3 x 2·2·(T/2)·D per layer at mean
+   * length T/2 (Kaplan et al. 2020's count, causal).
+   */
+  readonly flopsPerToken: number
+}
+
+const lm = (name: string, description: string, fields: Omit<TransformerSpec, "type" | "dropout" | "tiedHead" | "ropeTheta" | "normEps">): BenchLm => {
+  const spec = decodeTransformerSpec({ type: "transformer", ...fields })
+  const parameters = transformerParameterCount(spec)
+  const { kvHeads, headDim, mlpWidth } = transformerDims(spec)
+  const D = spec.width
+  const perLayer = D * spec.heads * headDim * 2 + D * kvHeads * headDim * 2 + 3 * D * mlpWidth
+  const macs = spec.layers * perLayer + D * spec.vocabSize + spec.layers * 2 * (spec.context / 2) * D
+  return { name, description, spec, parameters, flopsPerToken: 6 * macs }
+}
+
+/** Batch 32 x 128 tokens, vocabulary 1024 (a BPE vocabulary's size), as in the issue's pilot. */
+export const benchLms: ReadonlyArray<BenchLm> = [
+  lm("lm-teacher", "decoder 4 layers, width 256, 8 heads, SwiGLU 688, vocab 1024, context 128", {
+    vocabSize: 1024,
+    layers: 4,
+    width: 256,
+    heads: 8,
+    context: 128
+  }),
+  lm("lm-student", "decoder 4 layers, width 64, 4 heads, SwiGLU 176, vocab 1024, context 128", {
+    vocabSize: 1024,
+    layers: 4,
+    width: 64,
+    heads: 4,
+    context: 128
+  })
+]
+
 export const findModel = (name: string): BenchModel => {
   const m = benchModels.find((x) => x.name === name)
   if (m === undefined) throw new Error(`unknown bench model "${name}"; choose from ${benchModels.map((x) => x.name).join(", ")}`)
   return m
 }
+
+export const findLm = (name: string): BenchLm | undefined => benchLms.find((x) => x.name === name)
+
+export const allModelNames = (): ReadonlyArray<string> => [...benchModels, ...benchLms].map((m) => m.name)

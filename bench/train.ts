@@ -10,6 +10,14 @@
  *   options: --models mlp,student,teacher,cnn  --examples N  --epochs N  --slow-examples N (plain
  *            tfjs cpu / wasm as shipped train 1 epoch on this many, they are 10-100x slower)
  *            --configs a,b (names from the table)  --no-torch
+ *
+ * Language models (bench/models.ts `benchLms`, batch 32 x 128 random tokens): a training step of
+ * src/train/LanguageModel.ts `trainLanguageModel` (AdamW, clip 1) in tokens/s against the PyTorch twin
+ * in bench/torch_train.py, then decoding with the KV cache (src/generation/Decode.ts): prefill and
+ * per-token time by position, to show a step costs the same late in the context as early.
+ *
+ *   npm run bench -- --models lm-student,lm-teacher           both, 2 warm-up + 5 timed steps each
+ *   options: --steps N  --warmup N  --no-generate
  */
 import { spawnSync } from "node:child_process"
 import * as fs from "node:fs"
@@ -20,7 +28,8 @@ import { Effect } from "effect"
 import { loadMnistDigits } from "../src/data/mnist.js"
 import { makeRng, permutation } from "../src/domain/Random.js"
 import type { ChildConfig, ChildResult } from "./child.js"
-import { benchModels, findModel } from "./models.js"
+import type { BenchLm } from "./models.js"
+import { allModelNames, findLm, findModel } from "./models.js"
 
 const here = path.dirname(fileURLToPath(import.meta.url))
 const python = "/usr/bin/python3"
@@ -32,6 +41,9 @@ interface Args {
   readonly slowExamples: number
   readonly configs: ReadonlyArray<string> | undefined
   readonly torch: boolean
+  readonly steps: number
+  readonly warmup: number
+  readonly generate: boolean
 }
 
 const parseArgs = (argv: ReadonlyArray<string>): Args => {
@@ -46,8 +58,8 @@ const parseArgs = (argv: ReadonlyArray<string>): Args => {
     if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} takes a positive integer, got ${v}`)
     return n
   }
-  const models = (get("models") ?? benchModels.map((m) => m.name).join(",")).split(",")
-  models.forEach(findModel)
+  const models = (get("models") ?? allModelNames().join(",")).split(",")
+  models.forEach((m) => findLm(m) ?? findModel(m))
   const configs = get("configs")?.split(",")
   return {
     models,
@@ -55,7 +67,10 @@ const parseArgs = (argv: ReadonlyArray<string>): Args => {
     epochs: num("epochs", 3),
     slowExamples: num("slow-examples", 2048),
     configs,
-    torch: !argv.includes("--no-torch")
+    torch: !argv.includes("--no-torch"),
+    steps: num("steps", 5),
+    warmup: num("warmup", 2),
+    generate: !argv.includes("--no-generate")
   }
 }
 
@@ -66,14 +81,16 @@ interface Config {
   readonly backend?: string
   readonly threads: number
   readonly slow?: boolean
+  /** Language models only: the configuration also runs for the transformer rows. */
+  readonly lm?: boolean
 }
 
 const configs: ReadonlyArray<Config> = [
-  { name: "pytorch 1 thread", kind: "torch", threads: 1 },
-  { name: "pytorch 2 threads", kind: "torch", threads: 2 },
-  { name: "distillery native, 2 threads", kind: "tfjs", runner: "distillery", backend: "native", threads: 2 },
-  { name: "distillery native, 1 thread", kind: "tfjs", runner: "distillery", backend: "native", threads: 1 },
-  { name: "distillery wasm (kernel fixes)", kind: "tfjs", runner: "distillery", backend: "wasm", threads: 1 },
+  { name: "pytorch 1 thread", kind: "torch", threads: 1, lm: true },
+  { name: "pytorch 2 threads", kind: "torch", threads: 2, lm: true },
+  { name: "distillery native, 2 threads", kind: "tfjs", runner: "distillery", backend: "native", threads: 2, lm: true },
+  { name: "distillery native, 1 thread", kind: "tfjs", runner: "distillery", backend: "native", threads: 1, lm: true },
+  { name: "distillery wasm (kernel fixes)", kind: "tfjs", runner: "distillery", backend: "wasm", threads: 1, lm: true },
   { name: "tfjs wasm as shipped (layers fit)", kind: "tfjs", runner: "layers", backend: "wasm", threads: 1, slow: true },
   { name: "tfjs cpu (layers fit)", kind: "tfjs", runner: "layers", backend: "cpu", threads: 1, slow: true }
 ]
@@ -122,10 +139,36 @@ const runChild = (c: Config, child: ChildConfig): Outcome => {
   return { error: `exit ${r.status}: ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" | ")}` }
 }
 
+/** Runs one child, with a progress line on stderr. */
+const runLogged = (label: string, c: Config, child: ChildConfig): Outcome => {
+  process.stderr.write(`  ${label}: ${c.name} ...`)
+  const r = runChild(c, child)
+  process.stderr.write(r.error === undefined ? ` ${r.seconds.toFixed(1)} s\n` : ` failed\n`)
+  return r
+}
+
+/** Each row's throughput `rate` as a ratio to PyTorch's at 1 and 2 threads in the same run. */
+const withRatios = <R extends { readonly config: string }>(rows: ReadonlyArray<R>, rate: (r: R) => number | undefined): Array<R & { vsTorch1?: number; vsTorch2?: number }> => {
+  const ref = (name: string) => {
+    const row = rows.find((r) => r.config === name)
+    return row === undefined ? undefined : rate(row)
+  }
+  const [t1, t2] = [ref("pytorch 1 thread"), ref("pytorch 2 threads")]
+  return rows.map((r) => {
+    const v = rate(r)
+    return {
+      ...r,
+      ...(v !== undefined && t1 !== undefined ? { vsTorch1: v / t1 } : {}),
+      ...(v !== undefined && t2 !== undefined ? { vsTorch2: v / t2 } : {})
+    }
+  })
+}
+
 interface Row {
   readonly model: string
   readonly config: string
   readonly backend?: string
+  /** Examples trained on; tokens for the language models (`lmRows`), and examplesPerSecond is tokens/s. */
   readonly examples?: number
   readonly seconds?: number
   readonly examplesPerSecond?: number
@@ -137,29 +180,155 @@ interface Row {
   readonly error?: string
 }
 
+/** One configuration's row: its throughput, with GFLOP/s at `flopsPerUnit` per example (or token), or why it failed. */
+const measure = (model: string, c: Config, child: ChildConfig, flopsPerUnit: number): Row => {
+  const r = runLogged(model, c, child)
+  if (r.error !== undefined) return { model, config: c.name, error: r.error }
+  const examplesPerSecond = r.examples / r.seconds
+  return {
+    model,
+    config: c.name,
+    backend: r.backend,
+    examples: r.examples,
+    seconds: r.seconds,
+    examplesPerSecond,
+    gflops: (examplesPerSecond * flopsPerUnit) / 1e9,
+    peakRssMB: r.maxRssMB,
+    finalLoss: r.finalLoss
+  }
+}
+
 const fmt = (v: number | undefined, digits: number): string => (v === undefined ? "-" : v.toFixed(digits))
 
-const printTable = (rows: ReadonlyArray<Row>): void => {
-  const header = ["model", "configuration", "examples", "seconds", "examples/s", "GFLOP/s", "x torch 1t", "x torch 2t", "peak RSS MB", "loss"]
-  const ok = rows.filter((r) => r.error === undefined)
-  const lines = ok.map((r) => [
-          r.model,
-          r.config,
-          String(r.examples),
-          fmt(r.seconds, 2),
-          fmt(r.examplesPerSecond, 0),
-          fmt(r.gflops, 1),
-          fmt(r.vsTorch1, 2),
-          fmt(r.vsTorch2, 2),
-          fmt(r.peakRssMB, 0),
-          fmt(r.finalLoss, 4)
-        ])
-  const widths = header.map((h, i) => Math.max(h.length, ...[...lines, ...rows.map((r) => [r.model, r.config])].map((l) => (l[i] ?? "").length)))
+const printRows = (header: ReadonlyArray<string>, rows: ReadonlyArray<{ cells: ReadonlyArray<string> } | { name: ReadonlyArray<string>; error: string }>): void => {
+  const all = rows.map((r) => ("cells" in r ? r.cells : r.name))
+  const widths = header.map((h, i) => Math.max(h.length, ...all.map((l) => (l[i] ?? "").length)))
   const show = (cells: ReadonlyArray<string>) => cells.map((c, i) => (i < 2 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join("  ")
   console.log(show(header))
-  for (const r of rows) {
-    const i = ok.indexOf(r)
-    console.log(i >= 0 ? show(lines[i]!) : `${show([r.model, r.config])}  failed: ${r.error!.slice(0, 100)}`)
+  for (const r of rows) console.log("cells" in r ? show(r.cells) : `${show(r.name)}  failed: ${r.error.slice(0, 100)}`)
+}
+
+/** The throughput table; `unit` names what `examples` counts (examples, or tokens for the language models). */
+const printTable = (rows: ReadonlyArray<Row>, unit = "examples"): void =>
+  printRows(
+    ["model", "configuration", unit, "seconds", `${unit}/s`, "GFLOP/s", "x torch 1t", "x torch 2t", "peak RSS MB", "loss"],
+    rows.map((r) =>
+      r.error !== undefined
+        ? { name: [r.model, r.config], error: r.error }
+        : {
+            cells: [
+              r.model,
+              r.config,
+              String(r.examples),
+              fmt(r.seconds, 2),
+              fmt(r.examplesPerSecond, 0),
+              fmt(r.gflops, 1),
+              fmt(r.vsTorch1, 2),
+              fmt(r.vsTorch2, 2),
+              fmt(r.peakRssMB, 0),
+              fmt(r.finalLoss, 4)
+            ]
+          }
+    )
+  )
+
+
+interface GenerationRow {
+  readonly model: string
+  readonly config: string
+  readonly prefillTokensPerSecond?: number
+  readonly decodeTokensPerSecond?: number
+  /** Mean ms per decoded token over positions [from, to]. */
+  readonly msPerTokenByPosition?: ReadonlyArray<{ readonly from: number; readonly to: number; readonly ms: number }>
+  readonly peakRssMB?: number
+  readonly error?: string
+}
+
+
+const LM_BATCH = 32
+
+/** The training rows of one language model: every selected configuration, ratios against PyTorch of the same run. */
+const benchLmTraining = (m: BenchLm, selected: ReadonlyArray<Config>, args: Args): Array<Row> => {
+  const rows: Array<Row> = []
+  for (const c of selected) {
+    const child: ChildConfig & { lmSpec: BenchLm["spec"] } = {
+      model: m.name,
+      runner: "lm",
+      backend: c.backend ?? "torch",
+      threads: c.threads,
+      examples: 0,
+      epochs: 1,
+      batchSize: LM_BATCH,
+      dataFile: "",
+      totalExamples: 0,
+      warmup: args.warmup,
+      steps: args.steps,
+      lmSpec: m.spec
+    }
+    rows.push(measure(m.name, c, child, m.flopsPerToken))
+  }
+  return withRatios(rows, (r) => r.examplesPerSecond)
+}
+
+const POSITION_BUCKET = 16
+
+/** Decoding one row with the KV cache on the native backend at 1 thread: prefill rate, step rate, ms per token by position. */
+const benchLmGeneration = (m: BenchLm, threads: number): GenerationRow => {
+  const c: Config = { name: `distillery native, ${threads} thread${threads > 1 ? "s" : ""}`, kind: "tfjs", backend: "native", threads }
+  const r = runLogged(`${m.name}: generation`, c, {
+    model: m.name,
+    runner: "generate",
+    backend: "native",
+    threads,
+    examples: 0,
+    epochs: 1,
+    batchSize: 1,
+    dataFile: "",
+    totalExamples: 0
+  })
+  if (r.error !== undefined) return { model: m.name, config: c.name, error: r.error }
+  const steps = r.stepMs ?? []
+  const buckets: Array<{ from: number; to: number; ms: number }> = []
+  // stepMs[i] is the step that feeds the token at position i + 1.
+  for (let from = 1; from <= steps.length; from += POSITION_BUCKET) {
+    const part = steps.slice(from - 1, from - 1 + POSITION_BUCKET)
+    buckets.push({ from, to: from + part.length - 1, ms: part.reduce((a, b) => a + b, 0) / part.length })
+  }
+  return {
+    model: m.name,
+    config: c.name,
+    prefillTokensPerSecond: r.prefillTokens! / r.prefillSeconds!,
+    decodeTokensPerSecond: r.examples / r.seconds,
+    msPerTokenByPosition: buckets,
+    peakRssMB: r.maxRssMB
+  }
+}
+
+const printLmTables = (training: ReadonlyArray<Row>, generation: ReadonlyArray<GenerationRow>): void => {
+  if (training.length > 0) {
+    console.log(`\nLanguage-model training, batch ${LM_BATCH} x 128 tokens, AdamW, clip 1 (one optimizer step per batch):`)
+    printTable(training, "tokens")
+  }
+  if (generation.length > 0) {
+    console.log(`\nGeneration with the KV cache, one row (prefill: a 64-token prompt; decode: positions 1-127, logits read back each step):`)
+    const spans = generation.find((g) => g.msPerTokenByPosition !== undefined)?.msPerTokenByPosition ?? []
+    printRows(
+      ["model", "configuration", "prefill tok/s", "decode tok/s", ...spans.map((b) => `ms@${b.from}-${b.to}`), "peak RSS MB"],
+      generation.map((g) =>
+        g.error !== undefined
+          ? { name: [g.model, g.config], error: g.error }
+          : {
+              cells: [
+                g.model,
+                g.config,
+                fmt(g.prefillTokensPerSecond, 0),
+                fmt(g.decodeTokensPerSecond, 0),
+                ...g.msPerTokenByPosition!.map((b) => fmt(b.ms, 2)),
+                fmt(g.peakRssMB, 0)
+              ]
+            }
+      )
+    )
   }
 }
 
@@ -172,17 +341,24 @@ const main = () => {
         `(Debian's torch, run with ${python}).`
     )
   }
-  const dataFile = writeData(args.examples)
+  const lms = args.models.flatMap((name) => findLm(name) ?? [])
+  const classifiers = args.models.filter((name) => findLm(name) === undefined)
+  const dataFile = classifiers.length > 0 ? writeData(args.examples) : undefined
   const selected = configs.filter(
     (c) => (c.kind !== "torch" || torch.ok) && (args.configs === undefined || args.configs.some((name) => c.name.includes(name)))
   )
   console.log(
     `${os.cpus()[0]?.model ?? "cpu"} x ${os.cpus().length}, Node ${process.version}` +
-      `${torch.ok ? `, torch ${torch.version}` : ""}; ${args.examples} MNIST digits, ${args.epochs} epochs, batch 128, Adam` +
-      ` (plain tfjs cpu and wasm as shipped: 1 epoch of ${Math.min(args.slowExamples, args.examples)}, cnn 256)\n`
+      `${torch.ok ? `, torch ${torch.version}` : ""}` +
+      (classifiers.length > 0
+        ? `; ${args.examples} MNIST digits, ${args.epochs} epochs, batch 128, Adam` +
+          ` (plain tfjs cpu and wasm as shipped: 1 epoch of ${Math.min(args.slowExamples, args.examples)}, cnn 256)`
+        : "") +
+      (lms.length > 0 ? `; language models: ${args.warmup} warm-up + ${args.steps} timed steps of ${LM_BATCH} x 128 random tokens` : "") +
+      "\n"
   )
   const rows: Array<Row> = []
-  for (const modelName of args.models) {
+  for (const modelName of classifiers) {
     const model = findModel(modelName)
     const modelRows: Array<Row> = []
     for (const c of selected) {
@@ -195,42 +371,20 @@ const main = () => {
         examples,
         epochs: c.slow === true ? 1 : args.epochs,
         batchSize: 128,
-        dataFile,
+        dataFile: dataFile!,
         totalExamples: args.examples
       }
-      process.stderr.write(`  ${model.name}: ${c.name} ...`)
-      const r = runChild(c, child)
-      process.stderr.write(r.error === undefined ? ` ${r.seconds.toFixed(1)} s\n` : ` failed\n`)
-      if (r.error !== undefined) {
-        modelRows.push({ model: model.name, config: c.name, error: r.error })
-        continue
-      }
-      const examplesPerSecond = r.examples / r.seconds
-      modelRows.push({
-        model: model.name,
-        config: c.name,
-        backend: r.backend,
-        examples: r.examples,
-        seconds: r.seconds,
-        examplesPerSecond,
-        gflops: (examplesPerSecond * model.flopsPerExample) / 1e9,
-        peakRssMB: r.maxRssMB,
-        finalLoss: r.finalLoss
-      })
+      modelRows.push(measure(model.name, c, child, model.flopsPerExample))
     }
-    const ref = (name: string) => modelRows.find((r) => r.config === name)?.gflops
-    const t1 = ref("pytorch 1 thread")
-    const t2 = ref("pytorch 2 threads")
-    for (const r of modelRows) {
-      rows.push({
-        ...r,
-        ...(r.gflops !== undefined && t1 !== undefined ? { vsTorch1: r.gflops / t1 } : {}),
-        ...(r.gflops !== undefined && t2 !== undefined ? { vsTorch2: r.gflops / t2 } : {})
-      })
-    }
+    rows.push(...withRatios(modelRows, (r) => r.gflops))
   }
-  console.log("")
-  printTable(rows)
+  const lmRows = lms.flatMap((m) => benchLmTraining(m, selected.filter((c) => c.lm === true), args))
+  const generationRows = args.generate ? lms.map((m) => benchLmGeneration(m, 1)) : []
+  if (rows.length > 0) {
+    console.log("")
+    printTable(rows)
+  }
+  printLmTables(lmRows, generationRows)
   const dir = path.join(here, "results")
   fs.mkdirSync(dir, { recursive: true })
   const file = path.join(dir, `train-${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
@@ -241,15 +395,17 @@ const main = () => {
         command: `npm run bench -- ${process.argv.slice(2).join(" ")}`.trim(),
         machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, node: process.version, torch: torch.ok ? torch.version : null },
         settings: { ...args, batchSize: 128, optimizer: "adam 1e-3" },
-        models: Object.fromEntries(args.models.map((m) => [m, findModel(m)])),
-        rows
+        models: Object.fromEntries(args.models.map((m) => [m, findLm(m) ?? findModel(m)])),
+        rows,
+        lmRows,
+        generationRows
       },
       null,
       2
     )
   )
   console.log(`\nwritten to ${path.relative(process.cwd(), file)}`)
-  fs.rmSync(dataFile, { force: true })
+  if (dataFile !== undefined) fs.rmSync(dataFile, { force: true })
 }
 
 main()

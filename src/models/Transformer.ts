@@ -51,7 +51,7 @@ export interface Transformer {
   /** Trainable variables, in the order of `weightNames`. */
   readonly variables: ReadonlyArray<tf.Variable>
   readonly weightNames: ReadonlyArray<string>
-  /** (context, hd/2) rotary cosines and sines per position and frequency; constants, not trained. */
+  /** (context, hd) rotary cosines and sines per position and frequency, repeated over the two head halves; constants, not trained. */
   readonly rope: { readonly cos: tf.Tensor2D; readonly sin: tf.Tensor2D }
   /** The training layer's `TrainableModel` shape: tokens (B, T) int32 -> (B, T, V) logits, no features. */
   forward(tokens: tf.Tensor2D, opts: TransformerForwardOptions): { readonly logits: tf.Tensor3D; readonly features: Record<string, tf.Tensor2D> }
@@ -109,19 +109,19 @@ const initialValues = (spec: TransformerSpec, w: TransformerWeightSpec, seed: nu
   return values
 }
 
-/** (context, hd/2) angles position · theta^(-2i/hd), as cos and sin. */
+/** (context, hd) angles position · theta^(-2i/hd) for i < hd/2, the same again for the second half, as cos and sin. */
 const ropeTables = (spec: TransformerSpec, headDim: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } => {
   const half = headDim / 2
-  const cos = new Float32Array(spec.context * half)
-  const sin = new Float32Array(spec.context * half)
+  const cos = new Float32Array(spec.context * headDim)
+  const sin = new Float32Array(spec.context * headDim)
   for (let p = 0; p < spec.context; p++) {
     for (let i = 0; i < half; i++) {
       const angle = p * Math.pow(spec.ropeTheta, (-2 * i) / headDim)
-      cos[p * half + i] = Math.cos(angle)
-      sin[p * half + i] = Math.sin(angle)
+      cos[p * headDim + i] = cos[p * headDim + half + i] = Math.cos(angle)
+      sin[p * headDim + i] = sin[p * headDim + half + i] = Math.sin(angle)
     }
   }
-  return { cos: tf.tensor2d(cos, [spec.context, half]), sin: tf.tensor2d(sin, [spec.context, half]) }
+  return { cos: tf.tensor2d(cos, [spec.context, headDim]), sin: tf.tensor2d(sin, [spec.context, headDim]) }
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -133,10 +133,30 @@ const rmsNorm = (x: tf.Tensor3D, scale: tf.Tensor, eps: number): tf.Tensor3D => 
   return tf.mul(tf.mul(x, tf.rsqrt(tf.add(meanSquare, eps))), scale) as tf.Tensor3D // (B, T, D)
 }
 
-/** Rotates each (x1[i], x2[i]) pair of the head halves by its position's angle. x: (B, h, T, hd); cos, sin: (T, hd/2). */
-const rotate = (x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor4D => {
-  const [x1, x2] = tf.split(x, 2, -1) as [tf.Tensor4D, tf.Tensor4D] // (B, h, T, hd/2) each
-  return tf.concat([tf.sub(tf.mul(x1, cos), tf.mul(x2, sin)), tf.add(tf.mul(x2, cos), tf.mul(x1, sin))], -1) as tf.Tensor4D // (B, h, T, hd)
+/**
+ * (hd, hd) signed permutation R with x R = [-x2, x1] for x = [x1, x2] (HF's `rotate_half`): as a
+ * product it costs 2·hd flops per element and no copies, where split + concat along the last axis
+ * (and their gradients, concat + split) cost strided copies that took a fifth of a training step.
+ */
+const rotateHalfMatrix = (hd: number): tf.Tensor2D => {
+  const half = hd / 2
+  const r = new Float32Array(hd * hd)
+  for (let i = 0; i < half; i++) {
+    r[(half + i) * hd + i] = -1 // out[i] = -x2[i]
+    r[i * hd + half + i] = 1 // out[half + i] = x1[i]
+  }
+  return tf.tensor2d(r, [hd, hd])
+}
+
+/**
+ * Rotates each (x1[i], x2[i]) pair of the head halves by its position's angle:
+ * [x1 cos - x2 sin, x2 cos + x1 sin] = x ⊙ [cos, cos] + (x R) ⊙ [sin, sin], exactly (R's products are
+ * single terms). x: (B, h, T, hd); cos, sin: (T, hd) the tables repeated over both halves.
+ */
+const rotate = (x: tf.Tensor4D, cos: tf.Tensor2D, sin: tf.Tensor2D, half: tf.Tensor2D): tf.Tensor4D => {
+  const [B, h, T, hd] = x.shape
+  const swapped = tf.reshape(tf.matMul(tf.reshape(x, [B * h * T, hd]), half), [B, h, T, hd]) // (B, h, T, hd) [-x2, x1]
+  return tf.add(tf.mul(x, cos), tf.mul(swapped, sin)) as tf.Tensor4D // (B, h, T, hd)
 }
 
 /**
@@ -161,11 +181,31 @@ interface Pass {
   /** (rep·T, S) causal mask; absent for a single token, which sees every key. */
   readonly mask: tf.Tensor2D | undefined
   readonly cache: KvHook | undefined
+  readonly rope: RopeTables
+}
+
+/** One forward pass's rotary tables as `rotate` reads them: (T, hd) each at this pass's positions. */
+interface RopeTables {
+  readonly cos: tf.Tensor2D
+  readonly sin: tf.Tensor2D
+  /** cos and sin times 1/sqrt(hd), the attention scores' scale, for the queries. */
+  readonly cosQ: tf.Tensor2D
+  readonly sinQ: tf.Tensor2D
+  /** (hd, hd) rotateHalfMatrix. */
+  readonly half: tf.Tensor2D
+}
+
+const ropeAt = (rope: { cos: tf.Tensor2D; sin: tf.Tensor2D }, start: number, T: number): RopeTables => {
+  const [context, hd] = rope.cos.shape
+  const at = (table: tf.Tensor2D) => (start === 0 && T === context ? table : tf.slice(table, [start, 0], [T, hd])) // (T, hd)
+  const [cos, sin] = [at(rope.cos), at(rope.sin)]
+  const scale = 1 / Math.sqrt(hd)
+  return { cos, sin, cosQ: tf.mul(cos, scale) as tf.Tensor2D, sinQ: tf.mul(sin, scale) as tf.Tensor2D, half: rotateHalfMatrix(hd) }
 }
 
 /** Causal self-attention with rotary embeddings and grouped KV heads. x: (B, T, D) normalised -> (B, T, D). */
 const attention = (p: Pass, layer: number, x: tf.Tensor3D): tf.Tensor3D => {
-  const { model, start, mask, cache } = p
+  const { model, mask, cache } = p
   const [B, T, D] = x.shape
   const { heads: H } = model.spec
   const { kvHeads: G, headDim: hd } = model.dims
@@ -174,16 +214,16 @@ const attention = (p: Pass, layer: number, x: tf.Tensor3D): tf.Tensor3D => {
   const flat = tf.reshape(x, [B * T, D]) // (B·T, D)
   const heads = (w: string, n: number): tf.Tensor4D =>
     tf.transpose(tf.reshape(tf.matMul(flat, p.param(`${name}/${w}`)), [B, T, n, hd]), [0, 2, 1, 3]) // (B, n, T, hd)
-  const cos = tf.slice(model.rope.cos, [start, 0], [T, hd / 2]) // (T, hd/2)
-  const sin = tf.slice(model.rope.sin, [start, 0], [T, hd / 2]) // (T, hd/2)
-  const q = rotate(heads("query", H), cos, sin) // (B, H, T, hd)
-  const k = rotate(heads("key", G), cos, sin) // (B, G, T, hd)
+  const { rope } = p
+  // The queries' tables carry the 1/sqrt(hd) of the scores: (q/sqrt(hd)) kᵀ, not a pass over (B, G, rep·T, S).
+  const q = rotate(heads("query", H), rope.cosQ, rope.sinQ, rope.half) // (B, H, T, hd) scaled by 1/sqrt(hd)
+  const k = rotate(heads("key", G), rope.cos, rope.sin, rope.half) // (B, G, T, hd)
   const v = heads("value", G) // (B, G, T, hd)
   const past = cache === undefined ? { k, v } : cache.extend(layer, k, v) // (B, G, S, hd) each
   // Query head h reads KV head floor(h / rep) (HF's repeat_kv order); the rep heads of a group are
   // contiguous, so they stack into one (rep·T)-row query per KV head and K/V are never copied.
   const qg = tf.reshape(q, [B, G, rep * T, hd]) // (B, G, rep·T, hd)
-  const scores = tf.mul(tf.matMul(qg, past.k, false, true), 1 / Math.sqrt(hd)) // (B, G, rep·T, S)
+  const scores = tf.matMul(qg, past.k, false, true) // (B, G, rep·T, S)
   const probs = tf.softmax(mask === undefined ? scores : tf.add(scores, mask)) // (B, G, rep·T, S)
   const y = tf.reshape(tf.matMul(probs, past.v), [B, H, T, hd]) // (B, H, T, hd)
   const merged = tf.reshape(tf.transpose(y, [0, 2, 1, 3]), [B * T, H * hd]) // (B·T, H·hd) heads side by side
@@ -241,7 +281,7 @@ const makeTransformer = (spec: TransformerSpec, values: (w: TransformerWeightSpe
       opts.training && spec.dropout > 0 ? (tf.dropout(x, spec.dropout, undefined, deriveSeed(stepSeed, site)) as tf.Tensor3D) : x
     // A single new token sees every cached key: no mask needed.
     const mask = T === 1 ? undefined : causalMask(T, start + T, start, spec.heads / dims.kvHeads)
-    const p: Pass = { model, param, drop, start, mask, cache: opts.cache }
+    const p: Pass = { model, param, drop, start, mask, cache: opts.cache, rope: ropeAt(rope, start, T) }
     let x = drop(tf.gather(param("embedding"), tokens) as tf.Tensor3D, "embedding") // (B, T, D)
     for (let layer = 0; layer < spec.layers; layer++) x = block(p, layer, x)
     const h = tf.reshape(rmsNorm(x, param("final_norm"), spec.normEps), [B * T, spec.width]) // (B·T, D)

@@ -65,6 +65,8 @@ export const restoreWasmKernel = (kernelName: string, tag = "fix"): void => {
 /** What the overrides need of tfjs-backend-wasm's `BackendWasm`. */
 export interface WasmBackendLike {
   disposeData(dataId: tf.DataId, force?: boolean): boolean
+  /** One more tensor shares the bytes of `dataId` (freed when the last is disposed). */
+  incRef(dataId: tf.DataId): void
   makeOutput(shape: Array<number>, dtype: tf.DataType): tf.TensorInfo
   /** A view (not a copy) of the tensor's bytes in the wasm heap; invalidated when the heap grows. */
   typedArrayFromHeap(t: tf.TensorInfo): Float32Array | Int32Array | Uint8Array
