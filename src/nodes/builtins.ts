@@ -13,6 +13,7 @@ import { FilterKind } from "./filter.js"
 import { LmTrainKind } from "./lm/train.js"
 import { LmEvaluateKind } from "./lm/evaluate.js"
 import { LmGenerateKind, LmScoreKind } from "./lm/generate.js"
+import { LmFilterKind } from "./lm/filter.js"
 import { GenerateKind } from "./generate.js"
 import { MutualKind } from "./mutual.js"
 import type { AnyNodeKind } from "./NodeKind.js"
@@ -36,6 +37,7 @@ export const builtinKinds: ReadonlyArray<AnyNodeKind> = [
   TokenizerKind,
   LmTrainKind,
   LmEvaluateKind,
+  LmFilterKind,
   LmGenerateKind,
   LmScoreKind
 ]
