@@ -33,8 +33,8 @@ export const ObjectiveSpec = Schema.Struct({
   scaleT2: Schema.optionalWith(Schema.Boolean, { default: () => true }).annotations({
     description: "Multiply the distillation term by T^2 (Hinton et al. 2015)"
   }),
-  beta: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1)), { default: () => 0.5 }).annotations({
-    description: "generalized_jsd: beta -> 0 is forward KL, beta -> 1 reverse KL"
+  beta: Schema.optionalWith(Schema.Number.pipe(Schema.between(0, 1)), { default: () => 0.5 }).annotations({
+    description: "generalized_jsd: 0 is forward KL(teacher || student), 1 reverse KL(student || teacher) (GKD's endpoints), between them the rescaled mixture"
   }),
   skew: Schema.optionalWith(Schema.Number.pipe(Schema.greaterThan(0), Schema.lessThan(1)), { default: () => 0.1 }).annotations({
     description: "skew_kl / skew_reverse_kl: the share of the other side mixed into the second argument"

@@ -86,13 +86,15 @@ describe("ObjectiveSpec", () => {
 
   it("accepts every registered divergence and rejects bad values", () => {
     for (const divergence of divergenceNames) assert.strictEqual(decode({ divergence }).divergence, divergence)
+    // GKD's endpoints: beta 0 is forward KL, 1 reverse KL (generalized_jsd.ts takes the limits).
+    for (const beta of [0, 1]) assert.strictEqual(decode({ divergence: "generalized_jsd", beta }).beta, beta)
     for (const bad of [
       { divergence: "forward-kl" },
       { temperature: 0 },
       { temperature: -1 },
       { alpha: 1.5 },
-      { beta: 0 },
-      { beta: 1 },
+      { beta: -0.1 },
+      { beta: 1.1 },
       { skew: 1 },
       { space: "both" }
     ]) {
