@@ -15,6 +15,7 @@ import { TfBackend } from "./backend/TfBackend.js"
 import { ArtifactStore } from "./cache/ArtifactStore.js"
 import { explain } from "./cli/explain.js"
 import { exportCommand } from "./cli/export.js"
+import { exportModel } from "./cli/exportModel.js"
 import { gc } from "./cli/gc.js"
 import { graph } from "./cli/graph.js"
 import { init } from "./cli/init.js"
@@ -23,6 +24,7 @@ import { query } from "./cli/query.js"
 import { report } from "./cli/report.js"
 import { run } from "./cli/run.js"
 import { schema } from "./cli/schema.js"
+import { serve } from "./cli/serve.js"
 import { resultsFile } from "./cli/shared.js"
 import { show } from "./cli/show.js"
 import { sweep } from "./cli/sweep.js"
@@ -87,6 +89,9 @@ const distillery = Command.make("distillery", {}).pipe(
     show.pipe(Command.provide((o) => readLayer(o.store))),
     explain.pipe(Command.provide((o) => Layer.merge(ArtifactStore.layerFileSystem(o.store), readLayer(o.store)))),
     exportCommand.pipe(Command.provide((o) => readLayer(o.store))),
+    exportModel.pipe(Command.provide((o) => Layer.merge(ArtifactStore.layerFileSystem(o.store), readLayer(o.store)))),
+    // The stores are opened by the verb itself, only while it looks the model up.
+    serve.pipe(Command.provide((o) => TfBackend.layer(o.backend))),
     gc.pipe(Command.provide((o) => Layer.merge(ArtifactStore.layerFileSystem(o.store), readLayer(o.store)))),
     report.pipe(Command.provide((o) => readLayer(o.store))),
     // Read-only unless repairing: marking a run interrupted writes.
@@ -114,6 +119,7 @@ const exitCodeOf = (tag: string): number => {
     case "ReportOptionError":
     case "UnknownNodeError":
     case "FolderNotEmptyError":
+    case "NotALanguageModelError":
       return 2
     case "RunFailedError":
     case "SweepFailedError":
