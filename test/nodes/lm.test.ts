@@ -116,6 +116,7 @@ const teacherPipeline = (tokenizers: { readonly student: string; readonly teache
   - { id: student, kind: lm_train, seed: 3, inputs: { corpus: brown, tokenizer: ${tokenizers.student} }, params: ${model} }
   - { id: self, kind: lm_evaluate, inputs: { model: student, corpus: brown, teacher: student }, params: { split: validation } }
   - { id: fidelity, kind: lm_evaluate, inputs: { model: student, corpus: brown, teacher: teacher }, params: { split: validation } }
+  - { id: capped, kind: lm_evaluate, inputs: { model: student, corpus: brown, teacher: teacher }, params: { split: validation, maxWindows: 2 } }
 `
   )
 }
@@ -134,6 +135,9 @@ describe("lm_evaluate with a teacher", () => {
       assert.isAbove(metrics("fidelity").fidelity_kl!, 0)
       assert.isBelow(metrics("fidelity").agreement!, 1)
       assert.strictEqual(metrics("fidelity").tokens, metrics("self").tokens)
+      // maxWindows: the split's first 2 windows of 16 tokens, a prefix of what `fidelity` scores.
+      assert.isAtMost(metrics("capped").tokens!, 32)
+      assert.isBelow(metrics("capped").tokens!, metrics("fidelity").tokens!)
 
       const other = yield* loadPipelineFile(teacherPipeline({ student: "bytes", teacher: "bytes2" }), builtinRegistry)
       const error = yield* Effect.flip(executor.run(other))

@@ -19,6 +19,9 @@ export const LmEvaluateParams = Schema.Struct({
   split: Schema.optionalWith(SplitParam, { default: () => "test" as const }).annotations({ description: "The corpus split measured" }),
   sequenceLength: Schema.optional(PositiveInt).annotations({ description: "Tokens per scored window; absent: the model's context" }),
   batchSize: Schema.optionalWith(PositiveInt, { default: () => 16 }).annotations({ description: "Windows per forward pass" }),
+  maxWindows: Schema.optional(PositiveInt).annotations({
+    description: "Score only the split's first this many windows (in document order; the same for every model of one tokenizer and length); absent: all"
+  }),
   selfBleuMax: Schema.optionalWith(PositiveInt, { default: () => 500 }).annotations({
     description: "Self-BLEU (quadratic in the samples) only when there are at most this many samples"
   })
@@ -53,7 +56,9 @@ export const LmEvaluateKind = defineKind({
       const { scoreLanguageModel } = yield* onRun(() => import("../../train/LanguageModel.js"))
       const spec = decodeTransformerSpec(lm.spec)
       const T = Math.min(params.sequenceLength ?? spec.context, spec.context)
-      const pack = packCorpus(lm.tokenizer, ctx.inputs.corpus, params.split, T)
+      const whole = packCorpus(lm.tokenizer, ctx.inputs.corpus, params.split, T)
+      const kept = params.maxWindows !== undefined ? Math.min(whole.inputs.length, params.maxWindows * T) : whole.inputs.length
+      const pack = { ...whole, inputs: whole.inputs.subarray(0, kept), targets: whole.targets.subarray(0, kept) }
       if (pack.inputs.length === 0) {
         return yield* fail(ctx, `the ${params.split} split of corpus '${ctx.inputs.corpus.name}' has fewer than ${T + 1} tokens`)
       }
@@ -95,6 +100,8 @@ export const LmEvaluateKind = defineKind({
       ctx.info({
         split: params.split,
         sequenceLength: T,
+        windows: pack.inputs.length / T,
+        ...(kept < whole.inputs.length ? { windowsInSplit: whole.inputs.length / T } : {}),
         reduction: "per counted target token",
         ...(samples !== undefined ? { samples: ctx.inputNodes.samples ?? "samples", repetitionRate: "mean per sample of the fraction of its 4-grams seen earlier in it" } : {})
       })
