@@ -59,7 +59,7 @@ const maxAliasCount = 1000
  */
 export const parseYaml = (file: string, text: string): Either.Either<ParsedYaml, PipelineError> => {
   const lines = new LineCounter()
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true })
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true, merge: true })
   if (doc.errors.length > 0) {
     const issues: Array<PipelineIssue> = doc.errors.map((e) => {
       const pos = e.linePos?.[0]

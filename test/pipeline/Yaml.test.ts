@@ -55,4 +55,12 @@ describe("parseYaml", () => {
     assert.isTrue(Either.isRight(parsed))
     if (Either.isRight(parsed)) assert.deepStrictEqual((parsed.right.value as { other: unknown }).other, { type: "mlp", hidden: [8] })
   })
+
+  it("merge keys (<<) copy an anchored map, and the keys written beside them win", () => {
+    const parsed = parseYaml("p.yaml", "base: &b { steps: 200, lr: 0.005, model: { width: 64 } }\nwarm:\n  <<: *b\n  steps: 100\n")
+    assert.isTrue(Either.isRight(parsed))
+    if (Either.isRight(parsed)) {
+      assert.deepStrictEqual((parsed.right.value as { warm: unknown }).warm, { steps: 100, lr: 0.005, model: { width: 64 } })
+    }
+  })
 })
