@@ -186,6 +186,20 @@ napi_value SumRows(napi_env env, napi_callback_info info) {
   return nullptr;
 }
 
+// exp(x, out): out[i] = exp(x[i]) for i < x.length.
+napi_value Exp(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(napi_get_cb_info(env, info, &argc, argv, nullptr, nullptr));
+  if (argc != 2) return throw_(env, "exp takes 2 arguments");
+  float *x, *out;
+  size_t nx, nout;
+  if (!floats(env, argv[0], &x, &nx, false) || !floats(env, argv[1], &out, &nout, false)) return nullptr;
+  if (nout < nx) return throw_(env, "exp: short output");
+  dn::exp((long)nx, x, out);
+  return nullptr;
+}
+
 napi_value Info(napi_env env, napi_callback_info) {
   napi_value obj, isa, threads;
   CHECK(napi_create_object(env, &obj));
@@ -202,6 +216,7 @@ napi_value Init(napi_env env, napi_value exports) {
       {"conv", nullptr, Conv, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"sumRows", nullptr, SumRows, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"adam", nullptr, Adam, nullptr, nullptr, nullptr, napi_default, nullptr},
+      {"exp", nullptr, Exp, nullptr, nullptr, nullptr, napi_default, nullptr},
       {"info", nullptr, Info, nullptr, nullptr, nullptr, napi_default, nullptr},
   };
   if (napi_define_properties(env, exports, sizeof(props) / sizeof(props[0]), props) != napi_ok) return nullptr;

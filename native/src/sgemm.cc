@@ -413,6 +413,57 @@ __attribute__((target("avx2,fma"))) void adam_avx2(long n, const float* p, const
 #endif
 }  // namespace
 
+namespace {
+void exp_loop(long from, long n, const float* x, float* out) {
+  for (long i = from; i < n; i++) out[i] = std::exp(x[i]);
+}
+#ifdef DN_X86
+__attribute__((target("avx2,fma"))) void exp_avx2(long n, const float* x, float* out) {
+  const __m256 hi = _mm256_set1_ps(88.72283935546875f);  // ln(FLT_MAX): above, inf
+  const __m256 lo = _mm256_set1_ps(-87.33654022216797f);  // ln(FLT_MIN): below, 0
+  const __m256 log2e = _mm256_set1_ps(1.44269504088896341f);
+  const __m256 ln2_hi = _mm256_set1_ps(0.693359375f);
+  const __m256 ln2_lo = _mm256_set1_ps(-2.12194440e-4f);
+  const __m256 p0 = _mm256_set1_ps(1.9875691500e-4f), p1 = _mm256_set1_ps(1.3981999507e-3f),
+               p2 = _mm256_set1_ps(8.3334519073e-3f), p3 = _mm256_set1_ps(4.1665795894e-2f),
+               p4 = _mm256_set1_ps(1.6666665459e-1f), p5 = _mm256_set1_ps(5.0000001201e-1f);
+  const __m256 one = _mm256_set1_ps(1.f), inf = _mm256_set1_ps(INFINITY), zero = _mm256_setzero_ps();
+  long i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 xc = _mm256_max_ps(_mm256_min_ps(v, hi), lo);
+    const __m256 k = _mm256_round_ps(_mm256_mul_ps(xc, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, ln2_hi, xc);
+    r = _mm256_fnmadd_ps(k, ln2_lo, r);
+    __m256 y = _mm256_fmadd_ps(p0, r, p1);
+    y = _mm256_fmadd_ps(y, r, p2);
+    y = _mm256_fmadd_ps(y, r, p3);
+    y = _mm256_fmadd_ps(y, r, p4);
+    y = _mm256_fmadd_ps(y, r, p5);
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, one));
+    // 2^k in two factors, so that k = 128 (x just below ln(FLT_MAX)) stays finite.
+    const __m256i ki = _mm256_cvtps_epi32(k);
+    const __m256i half = _mm256_srai_epi32(ki, 1);
+    const __m256 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(half, _mm256_set1_epi32(127)), 23));
+    const __m256 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(_mm256_sub_epi32(ki, half), _mm256_set1_epi32(127)), 23));
+    y = _mm256_mul_ps(_mm256_mul_ps(y, s1), s2);
+    y = _mm256_blendv_ps(y, inf, _mm256_cmp_ps(v, hi, _CMP_GT_OQ));
+    y = _mm256_blendv_ps(y, zero, _mm256_cmp_ps(v, lo, _CMP_LT_OQ));
+    y = _mm256_blendv_ps(y, v, _mm256_cmp_ps(v, v, _CMP_UNORD_Q));  // NaN stays NaN
+    _mm256_storeu_ps(out + i, y);
+  }
+  exp_loop(i, n, x, out);
+}
+#endif
+}  // namespace
+
+void exp(long n, const float* x, float* out) {
+#ifdef DN_X86
+  if (use_avx2) return exp_avx2(n, x, out);
+#endif
+  exp_loop(0, n, x, out);
+}
+
 void adam(long n, const float* p, const float* g, float* m, float* v, float* out, float lr, float b1, float b2,
           float eps, float c1, float c2) {
 #ifdef DN_X86

@@ -25,6 +25,11 @@ void bias_act(float* c, const float* bias, int M, int N, int act, float alpha);
 void adam(long n, const float* p, const float* g, float* m, float* v, float* out, float lr, float b1, float b2,
           float eps, float c1, float c2);
 
+// out[i] = exp(x[i]) (x and out may be the same array). The AVX2 path is Cephes' expf (range reduction
+// by ln 2 in two parts, a degree-6 polynomial; within 2 ulp of std::exp), 0 below ln(FLT_MIN) and inf above
+// ln(FLT_MAX); the tail and the generic path call std::exp.
+void exp(long n, const float* x, float* out);
+
 // Threads worth using on this machine: DISTILLERY_THREADS, else the hardware threads (at most 8).
 int default_threads();
 // "avx2+fma" or "generic": which micro-kernel the CPU check chose.

@@ -15,6 +15,7 @@ import { installWasmDataMovementFix } from "./kernels/WasmDataMovement.js"
 import { installWasmMatMulFix } from "./kernels/WasmMatMul.js"
 import { installWasmSegmentSum } from "./kernels/WasmSegmentSum.js"
 import { installNativeConv, uninstallNativeConv } from "./kernels/NativeConv.js"
+import { installNativeExp, uninstallNativeExp } from "./kernels/NativeExp.js"
 import { installNativeMatMul, isNativeMatMulInstalled, uninstallNativeMatMul } from "./kernels/NativeMatMul.js"
 import type { NativeAddon } from "./Native.js"
 import { loadNative } from "./Native.js"
@@ -68,6 +69,7 @@ const initWasm = async (): Promise<string> => {
   await readyWasm("wasm")
   uninstallNativeMatMul()
   uninstallNativeConv()
+  uninstallNativeExp()
   return "wasm"
 }
 
@@ -75,7 +77,7 @@ const initNative = async (): Promise<string> => {
   const native = loadNative()
   if (!native.ok) throw fail("native", native.reason)
   await readyWasm("native")
-  if (!installNativeMatMul(native.addon) || !installNativeConv(native.addon)) {
+  if (!installNativeMatMul(native.addon) || !installNativeConv(native.addon) || !installNativeExp(native.addon)) {
     throw fail("native", "The native kernels could not be registered for wasm.")
   }
   return "native"

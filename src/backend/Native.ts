@@ -73,6 +73,8 @@ export interface NativeAddon {
     padLeft: number,
     threads: number
   ): void
+  /** out[i] = exp(x[i]) for i < x.length; absent from an addon built before it. */
+  exp?(x: Float32Array, out: Float32Array): void
   /** out[c] = Σ_r x[r * cols + c]. */
   sumRows(x: Float32Array, out: Float32Array, rows: number, cols: number): void
   info(): { readonly isa: string; readonly threads: number }

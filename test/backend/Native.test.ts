@@ -178,6 +178,20 @@ describe.skipIf(!native.ok)("native kernels", () => {
     await agree(() => tf.sum(tf.tensor1d(x)))
   })
 
+  it("exp matches Math.exp within 2 ulp over the float range: 0 below ln(FLT_MIN), inf above ln(FLT_MAX), NaN kept", async () => {
+    const n = 20011 // not a multiple of the 8-wide vectors: the tail too
+    const x = Float32Array.from({ length: n }, (_, i) => -100 + (200 * i) / n)
+    x.set([NaN, Infinity, -Infinity, 88.7, 88.8, -87.3, -87.4, 0])
+    await initBackend("native")
+    const y = (await tf.tidy(() => tf.exp(tf.tensor1d(x))).data()) as Float32Array
+    for (let i = 0; i < n; i++) {
+      const ref = Math.fround(Math.exp(x[i]!))
+      if (Number.isNaN(ref)) assert.isNaN(y[i]!)
+      else if (ref < 1.1754944e-38 || !Number.isFinite(ref)) assert.strictEqual(y[i], x[i]! < 0 ? 0 : Infinity, `exp(${x[i]})`)
+      else assert.isAtMost(Math.abs(y[i]! - ref), 2 * 1.1920929e-7 * ref, `exp(${x[i]})`)
+    }
+  })
+
   it("threads default to the cores on the main thread and can be set per thread", () => {
     setNativeThreads(3)
     assert.strictEqual(nativeThreads(), 3)
