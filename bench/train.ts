@@ -16,7 +16,7 @@
  * in bench/torch_train.py, then decoding with the KV cache (src/generation/Decode.ts): prefill and
  * per-token time by position, to show a step costs the same late in the context as early.
  *
- *   npm run bench -- --models lm-student,lm-teacher           both, 2 warm-up + 5 timed steps each
+ *   npm run bench -- --models lm-student,lm-teacher           both, 2 warm-up + 8 timed steps each
  *   options: --steps N  --warmup N  --no-generate
  */
 import { spawnSync } from "node:child_process"
@@ -68,7 +68,7 @@ const parseArgs = (argv: ReadonlyArray<string>): Args => {
     slowExamples: num("slow-examples", 2048),
     configs,
     torch: !argv.includes("--no-torch"),
-    steps: num("steps", 5),
+    steps: num("steps", 8),
     warmup: num("warmup", 2),
     generate: !argv.includes("--no-generate")
   }
