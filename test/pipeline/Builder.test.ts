@@ -1,13 +1,14 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import { mnistKd } from "../../examples/01_mnist_kd_as_code/pipeline.js"
+import { lmKd } from "../../examples/02_lm_kd_as_code/pipeline.js"
 import { pipelineCacheKeys } from "../../src/dag/Executor.js"
 import { builtinRegistry } from "../../src/nodes/builtins.js"
 import { DatasetKind } from "../../src/nodes/dataset.js"
 import { EvaluateKind } from "../../src/nodes/evaluate.js"
 import { TrainKind } from "../../src/nodes/train.js"
 import { pipeline } from "../../src/pipeline/Builder.js"
-import { loadPipelineFile } from "../../src/pipeline/Yaml.js"
+import { loadPipelineFile, loadSweepFile } from "../../src/pipeline/Yaml.js"
 
 describe("pipeline builder", () => {
   it.effect("the TypeScript and YAML forms of mnist-kd get the same cache keys", () =>
@@ -18,6 +19,21 @@ describe("pipeline builder", () => {
       const codeKeys = pipelineCacheKeys(fromCode)
       assert.strictEqual(yamlKeys.size, 8)
       assert.deepStrictEqual([...codeKeys.entries()].sort(), [...yamlKeys.entries()].sort())
+    })
+  )
+
+  it.effect("the TypeScript and YAML forms of lm-kd get the same trials and cache keys", () =>
+    Effect.gen(function* () {
+      const fromYaml = yield* loadSweepFile("pipelines/lm-kd.yaml", builtinRegistry)
+      const fromCode = Either.getOrThrow(lmKd().buildSweep(builtinRegistry))
+      assert.deepStrictEqual(fromCode.seeds, [1, 2, 3])
+      assert.strictEqual(fromCode.baselineNode, "eval_scratch")
+      assert.strictEqual(fromCode.trials.length, fromYaml.trials.length)
+      fromYaml.trials.forEach((trial, i) => {
+        const yamlKeys = pipelineCacheKeys(trial.pipeline)
+        assert.strictEqual(yamlKeys.size, 25)
+        assert.deepStrictEqual([...pipelineCacheKeys(fromCode.trials[i]!.pipeline).entries()].sort(), [...yamlKeys.entries()].sort())
+      })
     })
   )
 
