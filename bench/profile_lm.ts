@@ -27,10 +27,9 @@ const main = async () => {
       return [value, ...Object.values(grads)]
     })
   tf.dispose(step())
-  let t0 = performance.now()
+  const t0 = performance.now()
   tf.dispose(step())
   const wall = performance.now() - t0
-  t0 = performance.now()
   const info = await tf.profile(() => step())
   const byKernel = new Map<string, { ms: number; calls: number }>()
   const detail = process.argv[4]
@@ -42,10 +41,11 @@ const main = async () => {
     byKernel.set(key, e)
   }
   const total = [...byKernel.values()].reduce((a, b) => a + b.ms, 0)
-  console.log(`${m.name}: step (fwd+bwd) ${wall.toFixed(0)} ms unprofiled; kernels sum ${total.toFixed(0)} ms`)
+  const lines = [`${m.name}: step (fwd+bwd) ${wall.toFixed(0)} ms unprofiled; kernels sum ${total.toFixed(0)} ms`]
   for (const [name, e] of [...byKernel.entries()].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25)) {
-    console.log(`${name.padEnd(40)} ${e.ms.toFixed(1).padStart(8)} ms ${String(e.calls).padStart(5)} calls`)
+    lines.push(`${name.padEnd(40)} ${e.ms.toFixed(1).padStart(8)} ms ${String(e.calls).padStart(5)} calls`)
   }
+  process.stdout.write(`${lines.join("\n")}\n`)
 }
 
 main()
