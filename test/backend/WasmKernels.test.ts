@@ -123,6 +123,25 @@ describe("wasm kernel fixes", () => {
     assert.strictEqual(tf.memory().numTensors, before)
   })
 
+  it("Identity and a same-dtype Cast share the bytes: each tensor outlives the other's dispose, and the last frees them", async () => {
+    await tf.setBackend("wasm")
+    const bytes = tf.memory().numBytes
+    const x = tf.tensor2d(random(6 * 5, 13), [6, 5])
+    const values = Float32Array.from(await x.data())
+    const clone = tf.clone(x)
+    const same = tf.cast(x, "float32")
+    const ints = tf.cast(x, "int32") // another dtype: a converted copy
+    x.dispose()
+    assert.deepStrictEqual(Float32Array.from(await clone.data()), values)
+    clone.dispose()
+    assert.deepStrictEqual(Float32Array.from(await same.data()), values)
+    assert.deepStrictEqual(Array.from(await ints.data()), Array.from(values, (v) => Math.trunc(v) + 0))
+    tf.dispose([same, ints])
+    assert.strictEqual(tf.memory().numBytes, bytes)
+    // The gradient a tape saves (a clone per saved tensor) is the same with the shared bytes.
+    await agree(() => tf.grad((a: tf.Tensor) => tf.sum(tf.mul(tf.mul(a, a), tf.sigmoid(a))))(tf.tensor2d(random(4 * 3, 14), [4, 3])))
+  })
+
   for (const [stride, pad] of [
     [1, "same"],
     [1, "valid"],
