@@ -6,8 +6,12 @@
  * token is a target exactly once. The tail that does not fill a window is dropped. For
  * prompt/completion documents the prompt's tokens are targets of -1 (not counted by the loss), so a
  * model learns the completions only.
+ *
+ * `packScored` packs a model's scored samples (a Generations artifact with `scores`) instead: one
+ * sequence per sample, prompt + generated tokens, padded, its targets counted on the generated tokens
+ * only, each with the scorer's top-k + tail log-probs at that position.
  */
-import type { TextCorpus, Tokenizer } from "../domain/Artifact.js"
+import type { Generations, TextCorpus, Tokenizer } from "../domain/Artifact.js"
 import { encode, vocabularyOf } from "./Tokenizer.js"
 
 export interface PackedTokens {
@@ -75,4 +79,81 @@ export const targetBytes = (tokenizer: Tokenizer, targets: Int32Array): Int32Arr
   const vocab = vocabularyOf(tokenizer)
   const special = new Set(Object.values(tokenizer.special))
   return Int32Array.from(targets, (id) => (id < 0 || special.has(id) ? 0 : vocab[id]!.length))
+}
+
+/** Per position of a pack of scored samples: the scorer's distribution over the next token. */
+export interface PackedScores {
+  /** Token ids kept per position. */
+  readonly k: number
+  /** (N, T, k) the scorer's top-k token ids; 0 .. k - 1 where the target is not counted. */
+  readonly indices: Int32Array
+  /** (N, T, k) their log-probs; -log V (uniform) where the target is not counted. */
+  readonly logProbs: Float32Array
+  /** (N, T) log of the mass of the V - k other tokens (-Infinity when k = V); uniform where not counted. */
+  readonly tailLogProb: Float32Array
+}
+
+/** A pack of scored samples and what the cut to T left out. */
+export interface ScoredPack {
+  readonly pack: PackedTokens
+  readonly scores: PackedScores
+  /** Samples without a generated token or without a prompt token before it: not packed. */
+  readonly skipped: number
+  /** Generated tokens past a sequence's end, not trained on. */
+  readonly cutTokens: number
+}
+
+/**
+ * One sequence of T per sample of `g` (which must have `scores`), in row order: its prompt's last
+ * tokens then its generated tokens, padded with `<pad>` (else 0) after the end. Target t is the next
+ * token where that token was generated (-1 at the prompt and the padding), and carries the score of
+ * that generated position. A sample longer than T + 1 tokens keeps max(1, T + 1 - generated) prompt
+ * tokens (the scorer also dropped a long prompt's first tokens) and its first T + 1 - kept generated
+ * tokens. The filler distribution at uncounted positions is uniform, so every divergence stays finite
+ * there (the loss masks it).
+ */
+export const packScored = (g: Generations, T: number): ScoredPack => {
+  const scores = g.scores
+  if (scores === undefined) throw new Error("packScored: the generations have no scores")
+  const V = g.tokenizer.vocabSize
+  const k = scores.k
+  const pad = g.tokenizer.special["<pad>"] ?? 0
+  const G = g.promptIds.length
+  const rows: Array<number> = []
+  let skipped = 0
+  for (let r = 0; r < G; r++) {
+    const prompt = g.promptOffsets[r + 1]! - g.promptOffsets[r]!
+    const generated = g.offsets[r + 1]! - g.offsets[r]!
+    if (prompt === 0 || generated === 0) skipped++
+    else rows.push(r)
+  }
+  const N = rows.length
+  const inputs = new Int32Array(N * T).fill(pad)
+  const targets = new Int32Array(N * T).fill(-1)
+  const indices = new Int32Array(N * T * k)
+  const logProbs = new Float32Array(N * T * k).fill(-Math.log(V))
+  const tailLogProb = new Float32Array(N * T).fill(k === V ? -Infinity : Math.log((V - k) / V))
+  for (let at = 0; at < N * T; at++) for (let j = 0; j < k; j++) indices[at * k + j] = j
+  let cutTokens = 0
+  rows.forEach((r, i) => {
+    const p0 = g.promptOffsets[r]!
+    const p1 = g.promptOffsets[r + 1]!
+    const o0 = g.offsets[r]!
+    const generated = g.offsets[r + 1]! - o0
+    const kept = Math.min(p1 - p0, Math.max(1, T + 1 - generated))
+    const used = Math.min(generated, T + 1 - kept)
+    cutTokens += generated - used
+    const sequence = [...g.promptTokens.subarray(p1 - kept, p1), ...g.tokens.subarray(o0, o0 + used)]
+    for (let t = 0; t + 1 < sequence.length; t++) {
+      const at = i * T + t
+      inputs[at] = sequence[t]!
+      if (t + 1 < kept) continue
+      const p = o0 + t + 1 - kept // the generated position this target is, flat in `tokens` order
+      targets[at] = sequence[t + 1]!
+      indices.set(scores.indices.subarray(p * k, (p + 1) * k), at * k)
+      logProbs.set(scores.logProbs.subarray(p * k, (p + 1) * k), at * k)
+      tailLogProb[at] = scores.tailLogProb[p]!
+    }
+  })
+  return { pack: { length: T, inputs, targets }, scores: { k, indices, logProbs, tailLogProb }, skipped, cutTokens }
 }

@@ -15,6 +15,10 @@
  * prompts (train/OnPolicy.ts), the teacher scores those, and `onPolicy.loss` takes the divergence on
  * the generated positions. The other micro-batches are exactly the ones without it (lambda = 0 is
  * plain token-level KD, weight for weight).
+ *
+ * With `scored`, the training sequences are a model's scored samples (tokenizer/Pack.ts `packScored`)
+ * and each micro-batch hands the loss the stored top-k + tail log-probs of its positions instead of a
+ * teacher's logits: token-level KD with no teacher model at training time.
  */
 import * as tf from "@tensorflow/tfjs"
 import { backendCapabilities } from "../backend/Capabilities.js"
@@ -25,7 +29,8 @@ import { readWeights } from "../models/Network.js"
 import type { Transformer } from "../models/Transformer.js"
 import { buildTransformer, transformerFromWeights } from "../models/Transformer.js"
 import type { TransformerSpec } from "../models/TransformerSpec.js"
-import type { PackedTokens } from "../tokenizer/Pack.js"
+import type { TokenTopk } from "../losses/tokenKd.js"
+import type { PackedScores, PackedTokens } from "../tokenizer/Pack.js"
 import { packedRows } from "../tokenizer/Pack.js"
 import type { EpochReport, LoopOptions, OptimizerOptions, TrainInfo } from "./Contract.js"
 import { epochOrder, makeBestWeights, makeEpochBook, runBatches, runEpochs, throwIfAborted } from "./Loop.js"
@@ -89,6 +94,15 @@ export interface LmTrainOptions {
   readonly onPolicy?: OnPolicySettings & {
     readonly loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits: tf.Tensor3D) => tf.Scalar
   }
+  /**
+   * Stored scores (excludes `teacher` and `onPolicy`): per position of `train`, a scorer's top-k + tail
+   * log-probs, and the loss that reads them: student logits (B, T, V), targets (B, T), the batch's
+   * scores (B, T, k) -> scalar.
+   */
+  readonly scored?: {
+    readonly scores: PackedScores
+    readonly loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, topk: TokenTopk) => tf.Scalar
+  }
 }
 
 /** What the on-policy micro-batches cost and held. */
@@ -126,6 +140,11 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
   check(Number.isInteger(o.steps) && o.steps >= 1, () => `steps must be a positive integer, got ${o.steps}`)
   check(o.steps % o.evalEvery === 0, () => `evalEvery ${o.evalEvery} must divide steps ${o.steps}`)
   check(o.onPolicy === undefined || o.teacher !== undefined, () => "on-policy distillation needs a teacher to score the student's samples")
+  check(o.scored === undefined || (o.teacher === undefined && o.onPolicy === undefined), () => "stored scores replace the teacher: give scored or teacher, not both")
+  check(
+    o.scored === undefined || o.scored.scores.tailLogProb.length === o.train.inputs.length,
+    () => `scores for ${o.scored!.scores.tailLogProb.length} positions, but the training sequences have ${o.train.inputs.length}`
+  )
   throwIfAborted(o.signal)
   const started = performance.now()
   const backend = backendCapabilities()
@@ -164,6 +183,19 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
     owned.push(data.inputs, data.labels)
     const val = validated ? languageModel.upload(o.validation!) : undefined
     if (val !== undefined) owned.push(val.inputs, val.labels)
+    const stored =
+      o.scored !== undefined
+        ? (() => {
+            const { k, indices, logProbs, tailLogProb } = o.scored.scores
+            const T = o.train.length
+            return {
+              indices: tf.tensor3d(indices, [n, T, k], "int32"), // (N, T, k)
+              logProbs: tf.tensor3d(logProbs, [n, T, k]), // (N, T, k)
+              tailLogProb: tf.tensor2d(tailLogProb, [n, T]) // (N, T)
+            }
+          })()
+        : undefined
+    if (stored !== undefined) owned.push(stored.indices, stored.logProbs, stored.tailLogProb)
 
     // The stream of sequence indices: pass e over the data is epochOrder(seed, e + 1, n).
     const orders = new Map<number, Int32Array>()
@@ -203,10 +235,18 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
       const next = tf.tidy(() => {
         let xb: tf.Tensor2D // (B, T) int32
         let yb: tf.Tensor2D // (B, T) int32, -1 = not counted
+        let topk: TokenTopk | undefined
         if (samples === undefined) {
           const idx = tf.tensor1d(sequences, "int32")
           xb = tf.gather(data.inputs, idx) as tf.Tensor2D
           yb = tf.gather(data.labels, idx) as tf.Tensor2D
+          if (stored !== undefined) {
+            topk = {
+              indices: tf.gather(stored.indices, idx) as tf.Tensor3D, // (B, T, k)
+              logProbs: tf.gather(stored.logProbs, idx) as tf.Tensor3D, // (B, T, k)
+              tailLogProb: tf.gather(stored.tailLogProb, idx) as tf.Tensor2D // (B, T)
+            }
+          }
         } else {
           xb = tf.tensor2d(samples.inputs, [rows, samples.length], "int32") // (B, L) prompt + the student's tokens
           yb = tf.tensor2d(samples.targets, [rows, samples.length], "int32") // (B, L) counted at generated positions only
@@ -215,7 +255,12 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
         const teacherLogits = o.teacher?.forward(xb, { training: false }).logits
         const studentLogits = () => model.forward(xb, { training: true, seed: deriveSeed(o.seed, "dropout", round, b) }).logits
         const { value, grads } = updater.gradients(
-          () => (samples === undefined ? lossOf(studentLogits(), yb, teacherLogits) : onPolicy!.loss(studentLogits(), yb, teacherLogits!)),
+          () =>
+            samples !== undefined
+              ? onPolicy!.loss(studentLogits(), yb, teacherLogits!)
+              : topk !== undefined
+                ? o.scored!.loss(studentLogits(), yb, topk)
+                : lossOf(studentLogits(), yb, teacherLogits),
           variables
         )
         const previous = accumulated

@@ -4,15 +4,26 @@
  * prompt positions (-1) counted in neither term; every divergence of the registry, T = 2, alpha mixing,
  * and the gradient against finite differences for forward and reverse KL. The on-policy loss (GKD): T^2 *
  * the mean of D over the generated positions only, no CE and no alpha, for every divergence, and its
- * gradient for generalized_jsd.
+ * gradient for generalized_jsd. Stored top-k + tail scores: for every divergence, k = V gives the dense
+ * loss (of log-softmaxed logits; of the raw ones in probability space) and k < V the float64 k + 1 bucket
+ * rule, with its gradient against finite differences.
  */
 import { assert, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Schema } from "effect"
 import { makeRng } from "../../src/domain/Random.js"
 import { divergenceNames, ObjectiveSpec } from "../../src/losses/ObjectiveSpec.js"
-import { describeTokenObjective, onPolicyDistillationLoss, tokenDistillationLoss, tokenDivergence } from "../../src/losses/tokenKd.js"
-import { logSoftmax, numericalGradient, refDenseBuckets, refDivergence } from "./reference.js"
+import { divergences } from "../../src/losses/Divergences.js"
+import {
+  describeTokenObjective,
+  describeTopkTokenObjective,
+  onPolicyDistillationLoss,
+  tokenDistillationLoss,
+  tokenDivergence,
+  topkTokenDistillationLoss,
+  topkTokenDivergence
+} from "../../src/losses/tokenKd.js"
+import { logSoftmax, logSumExp, numericalGradient, refDenseBuckets, refDivergence, refTopkBuckets } from "./reference.js"
 
 const [B, T, V] = [2, 3, 5]
 const rng = makeRng(11)
@@ -133,5 +144,98 @@ describe("onPolicyDistillationLoss", () => {
     generated.forEach((y, i) => {
       if (y < 0) for (let c = 0; c < V; c++) assert.strictEqual(g[i * V + c], 0)
     })
+  })
+})
+
+describe("topkTokenDistillationLoss", () => {
+  /** The stored scores of the teacher rows in float64: top-k log-probs, largest first, and the tail's log-mass. */
+  const scoresOf = (k: number) => {
+    const rows = Array.from({ length: B * T }, (_, i) => {
+      const lp = logSoftmax(row(teacher, i))
+      const order = lp.map((_, c) => c).sort((a, b) => lp[b]! - lp[a]!)
+      return { indices: order.slice(0, k), values: order.slice(0, k).map((c) => lp[c]!), tailLogSumExp: logSumExp(order.slice(k).map((c) => lp[c]!)) }
+    })
+    return rows
+  }
+  const topkOf = (k: number) => {
+    const rows = scoresOf(k)
+    return {
+      indices: tf.tensor3d(rows.flatMap((r) => r.indices), [B, T, k], "int32"),
+      logProbs: tf.tensor3d(rows.flatMap((r) => r.values), [B, T, k]),
+      tailLogProb: tf.tensor2d(rows.map((r) => r.tailLogSumExp), [B, T])
+    }
+  }
+  const topkLoss = (s: ObjectiveSpec, zs: ReadonlyArray<number>, k: number): number =>
+    tf.tidy(() => topkTokenDistillationLoss(s, tf.tensor3d(zs as Array<number>, [B, T, V]), tf.tensor2d(targets, [B, T], "int32"), topkOf(k)).dataSync()[0]!)
+  const logSoftmaxRows = (z: ReadonlyArray<number>) => Array.from({ length: B * T }, (_, i) => logSoftmax(row(z, i))).flat()
+  const denseLoss = (s: ObjectiveSpec, zs: ReadonlyArray<number>, zt: ReadonlyArray<number>): number =>
+    tf.tidy(() =>
+      tokenDistillationLoss(s, tf.tensor3d(zs as Array<number>, [B, T, V]), tf.tensor2d(targets, [B, T], "int32"), tf.tensor3d(zt as Array<number>, [B, T, V])).dataSync()[0]!
+    )
+  /** The k + 1 bucket rule in float64, on the student's log-probs. */
+  const refTopkLoss = (s: ObjectiveSpec, zs: ReadonlyArray<number>, k: number): number => {
+    const rows = scoresOf(k)
+    let d = 0
+    let ce = 0
+    targets.forEach((y, i) => {
+      if (y < 0) return
+      const lq = logSoftmax(row(zs, i))
+      d += refDivergence(s.divergence, refTopkBuckets(rows[i]!, lq, s.temperature), s)
+      ce -= lq[y]!
+    })
+    return s.alpha * (s.scaleT2 ? s.temperature ** 2 : 1) * (d / counted) + (1 - s.alpha) * (ce / counted)
+  }
+  const logitSpace = (s: ObjectiveSpec) => s.divergence === "mse_logits" || (s.divergence === "cosine" && s.space === "logits")
+  const settings = [[2, 0.7, "probs"], [1, 1, "logits"]] as const
+
+  for (const { name: divergence } of divergences) {
+    it(`${divergence}: k = V equals the dense loss, k < V the float64 k + 1 bucket rule`, () => {
+      for (const [temperature, alpha, space] of settings) {
+        const s = spec({ divergence, temperature, alpha, space, beta: 0.3 })
+        const what = `T ${temperature} alpha ${alpha} space ${space}`
+        const full = topkLoss(s, student, V)
+        const dense = denseLoss(s, logSoftmaxRows(student), logSoftmaxRows(teacher))
+        assert.closeTo(full, dense, 2e-4 * Math.max(1, Math.abs(dense)), `k = V, ${what}`)
+        if (!logitSpace(s)) assert.closeTo(full, denseLoss(s, student, teacher), 2e-4 * Math.max(1, Math.abs(dense)), `k = V raw logits, ${what}`)
+        for (const k of [1, 2, V - 1]) {
+          const want = refTopkLoss(s, student, k)
+          assert.closeTo(topkLoss(s, student, k), want, 2e-4 * Math.max(1, Math.abs(want)), `k = ${k}, ${what}`)
+        }
+      }
+    })
+  }
+
+  it("forward_kl, k < V: the gradient w.r.t. the student logits matches finite differences and is zero at masked positions", () => {
+    const s = spec({ divergence: "forward_kl", temperature: 2, alpha: 0.6 })
+    const before = tf.memory().numTensors
+    const g = tf.tidy(() => {
+      const y = tf.tensor2d(targets, [B, T], "int32")
+      const topk = topkOf(2)
+      return Array.from(tf.grad((z: tf.Tensor) => topkTokenDistillationLoss(s, z as tf.Tensor3D, y, topk))(tf.tensor3d(student, [B, T, V])).dataSync())
+    })
+    assert.strictEqual(tf.memory().numTensors, before)
+    const rows = Array.from({ length: B * T }, (_, i) => row(student, i))
+    const numeric = numericalGradient((m) => refTopkLoss(s, m.flat(), 2), rows).flat()
+    numeric.forEach((n, i) => assert.closeTo(g[i]!, n, 1e-4))
+    targets.forEach((y, i) => {
+      if (y < 0) for (let c = 0; c < V; c++) assert.strictEqual(g[i * V + c], 0)
+    })
+  })
+
+  it("stays finite where the top k hold all the mass (tail -Infinity with k < V), and is 0 at masked positions", () => {
+    const s = spec({ divergence: "reverse_kl", temperature: 2, alpha: 0.5 })
+    const d = tf.tidy(() => {
+      const topk = topkOf(2)
+      const tail = tf.fill([B, T], -Infinity) as tf.Tensor2D
+      const y = tf.tensor2d(targets, [B, T], "int32")
+      return Array.from(topkTokenDivergence(s, tf.tensor3d(student, [B, T, V]), { ...topk, tailLogProb: tail }, y).dataSync())
+    })
+    d.forEach((x, i) => {
+      assert.isTrue(Number.isFinite(x), `position ${i}`)
+      if (targets[i]! < 0) assert.strictEqual(x, 0)
+    })
+    const described = describeTopkTokenObjective(s, 8)
+    assert.match(String(described.loss), /top-8 \+ tail buckets/)
+    assert.strictEqual(described.reduction, "per token")
   })
 })

@@ -4,9 +4,11 @@
  * teacher (token-level KD), the distillation loss falling toward a fixed teacher, determinism, and a
  * flat tensor count; a warm start begins exactly at its init model; on-policy distillation (GKD):
  * lambda = 0 is token-level KD weight for weight, determinism per seed, a flat tensor count, the
- * divergence falling on the student's own samples. Tiny transformers on the wasm backend, a few dozen steps.
+ * divergence falling on the student's own samples; stored top-k + tail scores in place of a teacher: with
+ * k = V the same run as dense KD, with k < V the divergence falling, determinism and a flat tensor count.
+ * Tiny transformers on the wasm backend, a few dozen steps.
  */
-import { assert, beforeAll, describe, it } from "@effect/vitest"
+import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
 import { createHash } from "node:crypto"
@@ -20,9 +22,11 @@ import { packCorpus } from "../../src/tokenizer/Pack.js"
 import type { LmTrainOptions } from "../../src/train/LanguageModel.js"
 import { scoreLanguageModel, trainLanguageModel } from "../../src/train/LanguageModel.js"
 import { ObjectiveSpec } from "../../src/losses/ObjectiveSpec.js"
-import { onPolicyDistillationLoss, tokenDistillationLoss } from "../../src/losses/tokenKd.js"
+import type { TokenTopk } from "../../src/losses/tokenKd.js"
+import { onPolicyDistillationLoss, tokenDistillationLoss, topkTokenDistillationLoss } from "../../src/losses/tokenKd.js"
+import type { PackedScores } from "../../src/tokenizer/Pack.js"
 import { buildTransformer, transformerFromWeights } from "../../src/models/Transformer.js"
-import { logSoftmax } from "../losses/reference.js"
+import { logSoftmax, logSumExp } from "../losses/reference.js"
 
 beforeAll(async () => {
   await initBackend("wasm")
@@ -263,5 +267,71 @@ describe("trainLanguageModel on-policy (GKD)", () => {
     assert.isBelow(losses[losses.length - 1]!, losses[0]! * 0.7, losses.join(", "))
     assert.strictEqual(r.onPolicy!.batches, 20)
     assert.strictEqual(r.onPolicy!.generatedTokens, 20 * 8 * (8 + 1 - 3))
+  })
+})
+
+describe("trainLanguageModel on stored top-k scores", () => {
+  const objective = (o: object) => Schema.decodeSync(ObjectiveSpec)(o as never)
+  let teacher: ReturnType<typeof buildTransformer>
+  beforeAll(() => {
+    teacher = buildTransformer(spec, 9)
+  })
+  afterAll(() => teacher.dispose())
+  const V = spec.vocabSize
+  /** The teacher's top-k + tail log-probs at every position of `p` (tail in float64). */
+  const scoresOf = (p: PackedTokens, k: number): PackedScores => {
+    const n = p.inputs.length / p.length
+    const lp = tf.tidy(() => teacher.forward(tf.tensor2d(p.inputs, [n, p.length], "int32"), { training: false }).logits.dataSync() as Float32Array)
+    const indices = new Int32Array(p.inputs.length * k)
+    const logProbs = new Float32Array(p.inputs.length * k)
+    const tailLogProb = new Float32Array(p.inputs.length)
+    for (let at = 0; at < p.inputs.length; at++) {
+      const row = logSoftmax(Array.from(lp.subarray(at * V, (at + 1) * V)))
+      const order = row.map((_, c) => c).sort((a, b) => row[b]! - row[a]!)
+      order.slice(0, k).forEach((c, j) => {
+        indices[at * k + j] = c
+        logProbs[at * k + j] = row[c]!
+      })
+      tailLogProb[at] = logSumExp(order.slice(k).map((c) => row[c]!))
+    }
+    return { k, indices, logProbs, tailLogProb }
+  }
+  const stored = (o: object, k: number): LmTrainOptions => {
+    const s = objective(o)
+    return {
+      ...base,
+      checkpoint: "last",
+      scored: { scores: scoresOf(base.train, k), loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, topk: TokenTopk) => topkTokenDistillationLoss(s, logits, targets, topk) }
+    }
+  }
+
+  it("with k = V runs as dense KD from the teacher that made the scores", async () => {
+    const o = { divergence: "jsd", temperature: 2, alpha: 0.5 }
+    const s = objective(o)
+    const full = await trainLanguageModel(stored(o, V))
+    const dense = await trainLanguageModel({
+      ...base,
+      checkpoint: "last",
+      teacher,
+      loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits?: tf.Tensor3D) => tokenDistillationLoss(s, logits, targets, teacherLogits)
+    })
+    full.history.forEach((h, i) => assert.closeTo(h.trainLoss, dense.history[i]!.trainLoss, 1e-3 * Math.abs(h.trainLoss), `round ${i}`))
+    const a = values(full)
+    values(dense).forEach((w, i) => assert.closeTo(a[i]!, w, 1e-3))
+  })
+
+  it("with k < V lowers the divergence, is deterministic per seed, and leaves the tensor count flat", async () => {
+    const options = { ...stored({ divergence: "forward_kl", temperature: 1, alpha: 1 }, 4), steps: 20, evalEvery: 5 }
+    const before = tf.memory().numTensors
+    const perRound: Array<number> = []
+    const a = await trainLanguageModel({ ...options, onRound: () => perRound.push(tf.memory().numTensors) })
+    assert.strictEqual(new Set(perRound).size, 1)
+    assert.strictEqual(tf.memory().numTensors, before)
+    const losses = a.history.map((h) => h.trainLoss)
+    assert.isBelow(losses[losses.length - 1]!, losses[0]! * 0.7, losses.join(", "))
+    const b = await trainLanguageModel(options)
+    assert.deepStrictEqual(values(a), values(b))
+    const other = await trainLanguageModel({ ...options, seed: 2 })
+    assert.notDeepEqual(values(a), values(other))
   })
 })

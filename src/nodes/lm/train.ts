@@ -13,12 +13,22 @@
  * (train/OnPolicy.ts), scored by the teacher: their loss is w_T * the mean over generated tokens of
  * D(teacher_T || student_T) (w_T = T^2 when scaleT2), with no CE (the data's CE is not defined on student samples), while the
  * other micro-batches keep the objective's alpha mix; lambda = 0 is plain token-level KD.
+ *
+ * With `scored` (a Generations artifact whose generated positions carry a scorer's top-k + tail
+ * log-probs: lm_generate with a teacher scorer, or lm_score), the student trains on those samples
+ * instead of the corpus's train split, with no teacher model: each sample is one sequence (prompt +
+ * generated tokens, padded), the objective's divergence is taken at each generated position on the k + 1
+ * buckets of the stored top-k + tail (losses/Buckets.ts's rule, so every divergence of the registry
+ * works), mixed with (1 - alpha) * the CE of the generated tokens, mean per generated token. Validation
+ * stays next-token CE on the corpus's validation split. `scored` excludes `teacher` (the scores are the
+ * teacher) and `onPolicy` (that samples the student and needs a live teacher to score its samples).
  */
 import type * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
-import type { LanguageModel, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
+import type { Generations, LanguageModel, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
 import { parameterCount } from "../../domain/Artifact.js"
-import { ObjectiveSpec } from "../../losses/ObjectiveSpec.js"
+import { divergenceNames, ObjectiveSpec } from "../../losses/ObjectiveSpec.js"
+import type { TokenTopk } from "../../losses/tokenKd.js"
 import { decodeTransformerSpec, TransformerSpec } from "../../models/TransformerSpec.js"
 import { defineKind, onRun } from "../NodeKind.js"
 import { AdamWParams, fail, LmModelSpec, positive, PositiveInt, sameTokenizer, specMismatch, tokenizerMismatch } from "./common.js"
@@ -75,7 +85,7 @@ export const LmTrainParams = Schema.Struct({
   }),
   objective: Schema.optional(ObjectiveSpec).annotations({
     description:
-      "Token-level KD from the 'teacher' input: alpha * T^2 * mean per counted target token of D(teacher_T || student_T) + (1 - alpha) * next-token CE; absent: next-token CE only"
+      "Token-level KD from the 'teacher' input (dense logits) or the 'scored' input (stored top-k + tail per generated position): alpha * T^2 * mean per counted target token of D(teacher_T || student_T) + (1 - alpha) * next-token CE; absent: next-token CE only"
   }),
   onPolicy: Schema.optional(OnPolicyParams).annotations({
     description:
@@ -118,13 +128,19 @@ export const LmTrainKind = defineKind({
   version: 1,
   heavy: true,
   description:
-    "Trains a decoder-only transformer LM on a corpus through a tokenizer (AdamW, warm-up + cosine, clipping, accumulation); with a teacher, token-level KD: alpha * T^2 * mean per counted target token of D(teacher_T || student_T) + (1 - alpha) * next-token CE (reduction per token, not per sequence; prompt tokens count in neither term); with onPolicy, GKD: a share lambda of micro-batches are the student's own samples, trained on the divergence over the generated tokens only; a kind apart from train, whose inputs, budget and output are a classifier's",
+    "Trains a decoder-only transformer LM on a corpus through a tokenizer (AdamW, warm-up + cosine, clipping, accumulation); with a teacher, token-level KD: alpha * T^2 * mean per counted target token of D(teacher_T || student_T) + (1 - alpha) * next-token CE (reduction per token, not per sequence; prompt tokens count in neither term); with onPolicy, GKD: a share lambda of micro-batches are the student's own samples, trained on the divergence over the generated tokens only; with scored, offline token-level KD on stored samples against their top-k + tail scores (no teacher model); a kind apart from train, whose inputs, budget and output are a classifier's",
   params: LmTrainParams,
   inputs: {
-    corpus: { type: "TextCorpus", description: "the text: trains on its train split, validates on its validation split" },
+    corpus: { type: "TextCorpus", description: "the text: trains on its train split (unless 'scored' is wired), validates on its validation split" },
     tokenizer: { type: "Tokenizer", description: "the tokenizer; it becomes part of the model artifact" },
     init: { type: "LanguageModel", optional: true, description: "start from this model's weights (same spec and tokenizer): a warm start" },
-    teacher: { type: "LanguageModel", optional: true, description: "a teacher of the same tokenizer, distilled per token by param objective" }
+    teacher: { type: "LanguageModel", optional: true, description: "a teacher of the same tokenizer, distilled per token by param objective" },
+    scored: {
+      type: "Generations",
+      optional: true,
+      description:
+        "samples of the same tokenizer with a scorer's top-k + tail log-probs at every generated position (lm_generate with a teacher scorer, or lm_score): trained on instead of the corpus's train split, by param objective on the k + 1 buckets of each position, no teacher model needed; excludes teacher and onPolicy"
+    }
   },
   outputs: { model: "LanguageModel" },
   run: (ctx) =>
@@ -134,7 +150,8 @@ export const LmTrainKind = defineKind({
       const tokenizer: Tokenizer = ctx.inputs.tokenizer
       const init: LanguageModel | undefined = ctx.inputs.init
       const teacher: LanguageModel | undefined = ctx.inputs.teacher
-      const { packCorpus, packedRows } = yield* onRun(() => import("../../tokenizer/Pack.js"))
+      const scored: Generations | undefined = ctx.inputs.scored
+      const { packCorpus, packedRows, packScored } = yield* onRun(() => import("../../tokenizer/Pack.js"))
       const { trainLanguageModel } = yield* onRun(() => import("../../train/LanguageModel.js"))
       const spec = yield* Schema.decodeUnknown(TransformerSpec)({ ...Schema.encodeSync(LmModelSpec)(params.model), vocabSize: tokenizer.vocabSize }).pipe(
         Effect.mapError((e) => fail(ctx, `the model spec does not fit the tokenizer: ${e.message}`, e))
@@ -151,11 +168,46 @@ export const LmTrainKind = defineKind({
       }
       const objective = params.objective
       const distilling = objective !== undefined && objective.divergence !== "none"
+      if (scored !== undefined) {
+        const name = ctx.inputNodes.scored ?? "scored"
+        if (teacher !== undefined) {
+          return yield* fail(
+            ctx,
+            `inputs 'scored' and 'teacher' are both wired: the stored scores of '${name}' are the teacher, so lm_train takes one or the other; drop 'teacher' to distil the stored top-k, or drop 'scored' to distil the teacher's dense logits on the corpus`
+          )
+        }
+        if (params.onPolicy !== undefined) {
+          return yield* fail(
+            ctx,
+            `param 'onPolicy' samples the student and needs input 'teacher' to score its samples, while input 'scored' holds fixed samples scored beforehand: drop param 'onPolicy', or wire 'teacher' instead of 'scored'`
+          )
+        }
+        if (scored.scores === undefined) {
+          return yield* fail(
+            ctx,
+            `input 'scored' ('${name}') holds samples without scores: wire a teacher scorer into lm_generate's input 'teacher' (with param scoreTopK), or score the samples with an lm_score node and wire that`
+          )
+        }
+        if (scored.scores.tailLogProb.length !== scored.tokens.length) {
+          return yield* fail(ctx, `input 'scored' ('${name}') has scores for ${scored.scores.tailLogProb.length} positions but ${scored.tokens.length} generated tokens: rescore it with lm_score`)
+        }
+        const problem = tokenizerMismatch(`input 'scored' ('${name}')`, scored.tokenizer, tokenizer)
+        if (problem !== undefined) return yield* fail(ctx, problem)
+        if (!distilling) {
+          return yield* fail(
+            ctx,
+            `input 'scored' is distilled by param 'objective', which ${objective === undefined ? "is missing" : "names divergence none"}: add e.g. objective: { divergence: forward_kl, alpha: 0.5 } (divergences: ${divergenceNames.join(", ")})`
+          )
+        }
+      }
       if (teacher !== undefined && !distilling) {
         return yield* fail(ctx, "input 'teacher' is wired but param 'objective' names no divergence: add objective: { divergence: forward_kl, alpha: 0.5 }")
       }
-      if (teacher === undefined && distilling) {
-        return yield* fail(ctx, `param 'objective' distils by ${objective.divergence} but input 'teacher' is not wired: wire a LanguageModel node to it`)
+      if (teacher === undefined && scored === undefined && distilling) {
+        return yield* fail(
+          ctx,
+          `param 'objective' distils by ${objective.divergence} but input 'teacher' is not wired: wire a LanguageModel node to it, or scored samples (lm_generate with a teacher, lm_score) to input 'scored'`
+        )
       }
       const onPolicy = params.onPolicy
       if (onPolicy !== undefined && !distilling) {
@@ -169,20 +221,44 @@ export const LmTrainKind = defineKind({
       if (teacherSpec !== undefined && teacherSpec.context < T) {
         return yield* fail(ctx, `the teacher's context ${teacherSpec.context} is shorter than the training sequences of ${T} tokens: lower sequenceLength`)
       }
-      const train = packCorpus(tokenizer, corpus, "train", T)
+      const fromScores = scored !== undefined ? packScored(scored, T) : undefined
+      const train = fromScores !== undefined ? fromScores.pack : packCorpus(tokenizer, corpus, "train", T)
       const validation = packCorpus(tokenizer, corpus, "validation", T)
+      if (fromScores !== undefined && packedRows(train) === 0) {
+        return yield* fail(ctx, `input 'scored' ('${ctx.inputNodes.scored ?? "scored"}') has no sample with a prompt token and a generated token to train on`)
+      }
       if (packedRows(train) === 0) {
         return yield* fail(ctx, `corpus '${corpus.name}' has fewer than ${T + 1} train tokens: raise its limit or lower sequenceLength`)
       }
       const { type: _adamw, ...adam } = params.optimizer
-      ctx.metric({ name: "train_tokens", value: train.inputs.length })
+      ctx.metric({ name: "train_tokens", value: fromScores !== undefined ? train.targets.filter((y) => y >= 0).length : train.inputs.length })
+      if (fromScores !== undefined) {
+        ctx.metric({ name: "scored_sequences", value: packedRows(train) })
+        ctx.metric({ name: "scored_skipped", value: fromScores.skipped })
+        ctx.metric({ name: "scored_tokens_cut", value: fromScores.cutTokens })
+      }
       ctx.metric({ name: "validation_tokens", value: validation.inputs.length })
-      const { describeTokenObjective, onPolicyDistillationLoss, tokenDistillationLoss } = yield* onRun(() => import("../../losses/tokenKd.js"))
+      const { describeTokenObjective, describeTopkTokenObjective, onPolicyDistillationLoss, tokenDistillationLoss, topkTokenDistillationLoss } = yield* onRun(
+        () => import("../../losses/tokenKd.js")
+      )
       const { transformerFromWeights } = yield* onRun(() => import("../../models/Transformer.js"))
-      const described = distilling ? describeTokenObjective(objective) : undefined
+      const described = !distilling ? undefined : fromScores !== undefined ? describeTopkTokenObjective(objective, fromScores.scores.k) : describeTokenObjective(objective)
       ctx.info({
         loss: described !== undefined ? String(described.loss) : "next-token cross-entropy, mean per counted target token",
-        ...(described !== undefined ? { objective: described, teacher: ctx.inputNodes.teacher ?? "teacher" } : {}),
+        ...(described !== undefined && scored === undefined ? { objective: described, teacher: ctx.inputNodes.teacher ?? "teacher" } : {}),
+        ...(described !== undefined && scored !== undefined
+          ? {
+              objective: described,
+              scored: {
+                node: ctx.inputNodes.scored ?? "scored",
+                scorer: scored.scores!.scorer,
+                generator: scored.generator,
+                k: scored.scores!.k,
+                sequences: packedRows(train),
+                train: "the scored samples replace the corpus's train split; validation is next-token CE on its validation split"
+              }
+            }
+          : {}),
         ...(init !== undefined ? { init: ctx.inputNodes.init ?? "init" } : {}),
         ...(onPolicy !== undefined && described !== undefined ? { onPolicy: describeOnPolicy(onPolicy, described) } : {}),
         optimizer: params.optimizer,
@@ -213,6 +289,14 @@ export const LmTrainKind = defineKind({
                     teacher: teacherNet,
                     loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, teacherLogits?: tf.Tensor3D) =>
                       tokenDistillationLoss(objective, logits, targets, teacherLogits)
+                  }
+                : {}),
+              ...(distilling && fromScores !== undefined
+                ? {
+                    scored: {
+                      scores: fromScores.scores,
+                      loss: (logits: tf.Tensor3D, targets: tf.Tensor2D, topk: TokenTopk) => topkTokenDistillationLoss(objective, logits, targets, topk)
+                    }
                   }
                 : {}),
               ...(distilling && onPolicy !== undefined
