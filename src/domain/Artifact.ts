@@ -5,8 +5,15 @@
  */
 
 /** The kinds of value a port can carry. */
-export const PortTypes = ["Dataset", "SoftLabels", "Model", "Metrics", "Features", "TextCorpus", "Tokenizer", "LanguageModel", "Generations"] as const
+export const PortTypes = ["Dataset", "SoftLabels", "Model", "Metrics", "Features", "TextCorpus", "Tokenizer", "LanguageModel", "Generations", "Teacher"] as const
 export type PortType = (typeof PortTypes)[number]
+
+/**
+ * Whether an input port of type `input` takes an output of type `output`: the same type, or a
+ * `LanguageModel` where a `Teacher` is asked for (a Distillery model is one source of teacher samples
+ * among others; the reverse does not hold, since an endpoint has no weights to train, score or export).
+ */
+export const portAccepts = (input: PortType, output: PortType): boolean => input === output || (input === "Teacher" && output === "LanguageModel")
 
 /** One split of a dataset: N examples, features row-major (N, ...featureShape), labels (N). */
 export interface Split {
@@ -213,6 +220,37 @@ export interface Generations {
   }
 }
 
+/**
+ * An OpenAI-compatible endpoint that samples a teacher (teachers/HttpTeacher.ts): where it is and how to
+ * call it, never the API key itself, only the name of the environment variable that holds it.
+ */
+export interface TeacherEndpoint {
+  readonly _tag: "TeacherEndpoint"
+  /** The API's base URL, e.g. "http://127.0.0.1:8080/v1". */
+  readonly baseUrl: string
+  /** The model's id in requests. */
+  readonly model: string
+  /** Which route samples: /completions (text prompts, top-N log-probs per position) or /chat/completions. */
+  readonly api: "completions" | "chat"
+  /** The environment variable holding the API key, read when requests are made; absent: no key sent. */
+  readonly apiKeyEnv?: string
+  /** Requests in flight at once. */
+  readonly concurrency: number
+  readonly requestsPerMinute?: number
+  readonly tokensPerMinute?: number
+  readonly timeoutSeconds: number
+  /** Retries per request after the first attempt (429, 5xx, timeouts, refused connections). */
+  readonly retries: number
+  /** Alternatives per generated position asked for (0: none). */
+  readonly topLogprobs: number
+  /** The fraction of requests that may still fail after their retries before a node using it fails. */
+  readonly maxFailureFraction: number
+  /** Dollars per million tokens in and out, for the cost metric. */
+  readonly price: { readonly input: number; readonly output: number }
+  /** The directory responses are cached in (`<store>/responses`), or absent for no cache (an in-memory store). */
+  readonly responses?: string
+}
+
 export interface PortValues {
   readonly Dataset: Dataset
   readonly SoftLabels: SoftLabels
@@ -223,6 +261,8 @@ export interface PortValues {
   readonly Tokenizer: Tokenizer
   readonly LanguageModel: LanguageModel
   readonly Generations: Generations
+  /** Samples through the teacher interface: an endpoint, or a Distillery model. */
+  readonly Teacher: TeacherEndpoint | LanguageModel
 }
 
 export type Artifact = PortValues[PortType]

@@ -1,7 +1,7 @@
 /**
  * The built-in node kinds, registered explicitly (no import side effects): dataset, train, generate,
  * filter, evaluate; features (a teacher layer for FitNets / RKD), ensemble and evaluate_soft
- * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data); lm_train, lm_evaluate, lm_generate and lm_score (language models). `born_again` is a macro, expanded into these kinds
+ * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data); lm_train, lm_evaluate, lm_generate and lm_score (language models); http_teacher (an OpenAI-compatible endpoint as a teacher). `born_again` is a macro, expanded into these kinds
  * before validation (pipeline/Macros.ts), not a kind.
  */
 import { Either } from "effect"
@@ -14,6 +14,7 @@ import { LmTrainKind } from "./lm/train.js"
 import { LmEvaluateKind } from "./lm/evaluate.js"
 import { LmGenerateKind, LmScoreKind } from "./lm/generate.js"
 import { LmFilterKind } from "./lm/filter.js"
+import { HttpTeacherKind } from "./lm/teacher.js"
 import { GenerateKind } from "./generate.js"
 import { MutualKind } from "./mutual.js"
 import type { AnyNodeKind } from "./NodeKind.js"
@@ -39,7 +40,8 @@ export const builtinKinds: ReadonlyArray<AnyNodeKind> = [
   LmEvaluateKind,
   LmFilterKind,
   LmGenerateKind,
-  LmScoreKind
+  LmScoreKind,
+  HttpTeacherKind
 ]
 
 export const builtinRegistry: KindRegistry = Either.getOrThrow(register(emptyRegistry, "built-in", builtinKinds))

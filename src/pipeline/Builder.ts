@@ -28,8 +28,11 @@ export type OutputRefs<O extends OutputSpecs> = { readonly [K in keyof O]: Outpu
 type RequiredKeys<I extends InputSpecs> = { [K in keyof I]: I[K]["optional"] extends true ? never : K }[keyof I]
 type OptionalKeys<I extends InputSpecs> = Exclude<keyof I, RequiredKeys<I>>
 
-export type InputRefs<I extends InputSpecs> = { readonly [K in RequiredKeys<I>]: OutputRef<I[K]["type"]> } & {
-  readonly [K in OptionalKeys<I>]?: OutputRef<I[K]["type"]>
+/** The output types an input of type T takes (domain/Artifact.ts `portAccepts`). */
+type Accepted<T extends PortType> = T extends "Teacher" ? "Teacher" | "LanguageModel" : T
+
+export type InputRefs<I extends InputSpecs> = { readonly [K in RequiredKeys<I>]: OutputRef<Accepted<I[K]["type"]>> } & {
+  readonly [K in OptionalKeys<I>]?: OutputRef<Accepted<I[K]["type"]>>
 }
 
 export interface NodeOptions<I extends InputSpecs, E> {

@@ -9,6 +9,7 @@
  */
 import { Either, Schema } from "effect"
 import { topologicalOrder } from "../dag/Graph.js"
+import { portAccepts } from "../domain/Artifact.js"
 import { choices, didYouMean } from "../domain/Suggest.js"
 import type { InputSpecs } from "../nodes/NodeKind.js"
 import type { KindRegistry } from "../nodes/Registry.js"
@@ -121,8 +122,8 @@ export const resolvePipeline = (
         report(path, `node '${node.id}': input '${port}': node '${upstreamId}' (${upstreamKind.kind}) has no output '${outPort}'${didYouMean(outPort, outputs)}; its outputs are: ${choices(outputs)}`)
         continue
       }
-      if (outType !== spec.type) {
-        report(path, `node '${node.id}': input '${port}' takes ${spec.type} but '${upstreamId}.${outPort}' (${upstreamKind.kind}) gives ${outType}`)
+      if (!portAccepts(spec.type, outType)) {
+        report(path, `node '${node.id}': input '${port}' takes ${spec.type}${spec.type === "Teacher" ? " (or a LanguageModel)" : ""} but '${upstreamId}.${outPort}' (${upstreamKind.kind}) gives ${outType}`)
         continue
       }
       wired[port] = { node: upstreamId, port: outPort }

@@ -3,7 +3,11 @@
  * record's prompt, or a plain document's first `promptTokens` tokens), from a prompt file, or from
  * nothing (`unconditional`: the token that precedes every document in training). Each row's draws
  * come from a seed derived from the node's seed, the prompt id and the sample index, so a row is the
- * same whatever the batch it ran in. With a `teacher` of the same tokenizer, every generated position
+ * same whatever the batch it ran in. The model is sampled through the teacher interface
+ * (teachers/Teacher.ts): a LanguageModel, or an `http_teacher` endpoint, whose texts are tokenized with
+ * the `tokenizer` input (the student's); such rows carry no scores, since the endpoint's vocabulary is
+ * another, and a prompt that still failed after its retries is left out and recorded in the node's info.
+ * With a `teacher` of the same tokenizer, every generated position
  * is scored by it (top-k + tail log-probs, generation/Score.ts). `lm_score` scores a Generations
  * artifact again with another model, teacher-forced. Both record every row in the results store
  * (the `generations` view).
@@ -11,13 +15,14 @@
 import { Effect, Schema } from "effect"
 import { readFileSync } from "node:fs"
 import { resolveDataPath } from "../../data/files.js"
-import type { Generations, LanguageModel, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
+import type { Generations, LanguageModel, TeacherEndpoint, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
 import { deriveSeed } from "../../domain/Random.js"
 import { decodeTransformerSpec } from "../../models/TransformerSpec.js"
 import { fileFingerprint } from "../dataset.js"
 import { SplitParam } from "../generate.js"
 import type { GenerationRow } from "../NodeKind.js"
 import { defineKind, onRun } from "../NodeKind.js"
+import type { SampleOutcome, TeacherSample } from "../../teachers/Teacher.js"
 import { fail, PositiveInt, tokenizerMismatch } from "./common.js"
 
 const Probability = Schema.Number.pipe(Schema.between(0, 1))
@@ -157,6 +162,18 @@ const rescore = (lm: LanguageModel, scorer: string, g: Generations, topK: number
     return { ...g, scores: { scorer, k, indices, logProbs, tailLogProb, tokenLogProb } } satisfies Generations
   })
 
+/** An http_teacher's endpoint as a teacher, its key read from the environment variable the endpoint names. */
+const httpSource = (ctx: { readonly nodeId: string; readonly kind: string }, endpoint: TeacherEndpoint) =>
+  Effect.gen(function* () {
+    const apiKey = endpoint.apiKeyEnv !== undefined ? process.env[endpoint.apiKeyEnv] : undefined
+    if (endpoint.apiKeyEnv !== undefined && (apiKey ?? "") === "") {
+      return yield* fail(ctx, `the environment variable ${endpoint.apiKeyEnv} (param 'apiKeyEnv' of the http_teacher) is not set; export it with the API key`)
+    }
+    const { make } = yield* onRun(() => import("../../teachers/HttpTeacher.js"))
+    const teacher = yield* make(endpoint, apiKey !== undefined ? { apiKey } : {})
+    return { teacher, stats: teacher.stats }
+  })
+
 export const LmGenerateKind = defineKind({
   kind: "lm_generate",
   version: 1,
@@ -165,7 +182,8 @@ export const LmGenerateKind = defineKind({
     "Samples a language model (temperature, top-k, top-p, min-p, stop strings, n per prompt; seeded per row) from a corpus split's prompts, a prompt file or no prompt; a teacher scores every generated position (top-k + tail log-probs)",
   params: LmGenerateParams,
   inputs: {
-    model: { type: "LanguageModel", description: "the model sampled" },
+    model: { type: "Teacher", description: "the model sampled: a LanguageModel, or an http_teacher endpoint" },
+    tokenizer: { type: "Tokenizer", optional: true, description: "the student's tokenizer: needed with an http_teacher, whose texts it tokenizes" },
     corpus: { type: "TextCorpus", optional: true, description: "prompts from a split: records' prompts, or documents' first promptTokens tokens" },
     teacher: { type: "LanguageModel", optional: true, description: "a scorer of the same tokenizer: its top-k + tail log-probs at every generated position" }
   },
@@ -174,10 +192,20 @@ export const LmGenerateKind = defineKind({
   run: (ctx) =>
     Effect.gen(function* () {
       const { params } = ctx
-      const lm: LanguageModel = ctx.inputs.model
+      const model: LanguageModel | TeacherEndpoint = ctx.inputs.model
+      const endpoint = model._tag === "TeacherEndpoint" ? model : undefined
+      const lm = model._tag === "LanguageModel" ? model : undefined
       const corpus: TextCorpus | undefined = ctx.inputs.corpus
       const teacher: LanguageModel | undefined = ctx.inputs.teacher
-      const { tokenizer } = lm
+      const given: Tokenizer | undefined = ctx.inputs.tokenizer
+      if (endpoint !== undefined && given === undefined) {
+        return yield* fail(ctx, `input 'model' is an http_teacher ('${ctx.inputNodes.model}'): wire the student's Tokenizer node to input 'tokenizer', which turns the endpoint's texts into tokens`)
+      }
+      const tokenizer: Tokenizer = lm?.tokenizer ?? given!
+      if (lm !== undefined && given !== undefined) {
+        const differs = tokenizerMismatch("input 'tokenizer'", given, tokenizer)
+        if (differs !== undefined) return yield* fail(ctx, differs)
+      }
       const mismatch = teacher !== undefined ? tokenizerMismatch("the teacher", teacher.tokenizer, tokenizer) : undefined
       if (mismatch !== undefined) return yield* fail(ctx, mismatch)
       const sources = [corpus !== undefined ? "input 'corpus'" : undefined, params.promptFile !== undefined ? "param 'promptFile'" : undefined, params.unconditional ? "param 'unconditional'" : undefined]
@@ -191,7 +219,7 @@ export const LmGenerateKind = defineKind({
         )
       }
       const { decode, encode } = yield* onRun(() => import("../../tokenizer/Tokenizer.js"))
-      const spec = decodeTransformerSpec(lm.spec)
+      const spec = lm !== undefined ? decodeTransformerSpec(lm.spec) : undefined
       const start = startToken(tokenizer, encode)
       const tokensOf = (text: string) => {
         const ids = encode(tokenizer, text)
@@ -227,37 +255,55 @@ export const LmGenerateKind = defineKind({
       // A prompt longer than the context keeps its last tokens, leaving room for one new token.
       let truncated = 0
       prompts = prompts.map((p) => {
-        if (p.tokens.length < spec.context) return p
+        if (spec === undefined || p.tokens.length < spec.context) return p
         truncated++
         return { ...p, tokens: p.tokens.slice(p.tokens.length - (spec.context - 1)) }
       })
-      const rows = prompts.flatMap((p) => Array.from({ length: params.n }, (_, s) => ({ prompt: p, sample: s, seed: deriveSeed(ctx.seed, p.id, s) })))
+      let rows = prompts.flatMap((p) => Array.from({ length: params.n }, (_, s) => ({ prompt: p, sample: s, seed: deriveSeed(ctx.seed, p.id, s) })))
 
-      const { transformerFromWeights } = yield* onRun(() => import("../../models/Transformer.js"))
-      const { sampleRows } = yield* onRun(() => import("../../generation/Sample.js"))
-      const eos = tokenizer.special["<eos>"]
-      const stops = params.stop
-      const sampled = yield* Effect.tryPromise({
-        try: async () => {
-          const net = transformerFromWeights(spec, lm.weights)
-          try {
-            const started = performance.now()
-            const out = await sampleRows(net, rows.map((r) => ({ prompt: r.prompt.tokens, seed: r.seed })), {
-              maxNewTokens: params.maxNewTokens,
-              sampler: { temperature: params.temperature, topK: params.topK, topP: params.topP, minP: params.minP },
-              batchSize: params.batchSize,
-              ...(eos !== undefined ? { stopTokens: [eos] } : {}),
-              ...(stops.length > 0 ? { stopped: (ids: ReadonlyArray<number>) => { const text = decode(tokenizer, ids); return stops.some((s) => text.includes(s)) } } : {}),
-              onBatch: (done, total) => ctx.progress({ done, total, unit: "sample" })
-            })
-            return { out, seconds: (performance.now() - started) / 1000 }
-          } finally {
-            net.dispose()
-          }
-        },
-        catch: (cause) => fail(ctx, `sampling failed: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
+      const sampler = endpoint !== undefined
+        ? yield* httpSource(ctx, endpoint)
+        : { teacher: (yield* onRun(() => import("../../teachers/DistilleryTeacher.js"))).make(lm!, ctx.inputNodes.model ?? "model"), stats: undefined }
+      const drawn = { temperature: params.temperature, topK: params.topK, topP: params.topP, minP: params.minP, maxNewTokens: params.maxNewTokens, stop: params.stop }
+      const settings = {
+        ...drawn,
+        // An endpoint's log-probs give each row's mean; a Distillery model's come with every sample.
+        topLogprobs: endpoint?.topLogprobs ?? 0,
+        batchSize: params.batchSize,
+        onProgress: (done: number, total: number) => ctx.progress({ done, total, unit: "sample" })
+      }
+      const started = performance.now()
+      const outcomes = yield* sampler.teacher
+        .sample(rows.map((r) => ({ id: r.prompt.id, text: r.prompt.text, tokens: r.prompt.tokens, seed: r.seed })), settings)
+        .pipe(Effect.mapError((e) => fail(ctx, `sampling failed: ${e.message}`, e)))
+      const seconds = (performance.now() - started) / 1000
+      const failures = rows.flatMap((r, g) => {
+        const o = outcomes[g]!
+        return o._tag === "Failed" ? [{ promptId: r.prompt.id, sample: r.sample, error: o.error }] : []
       })
-
+      if (endpoint !== undefined) {
+        const stats = sampler.stats!()
+        ctx.metric({ name: "requests", value: stats.requests })
+        ctx.metric({ name: "cache_hits", value: stats.cacheHits })
+        ctx.metric({ name: "retries", value: stats.retries })
+        ctx.metric({ name: "failures", value: stats.failures })
+        ctx.metric({ name: "input_tokens", value: stats.inputTokens })
+        ctx.metric({ name: "output_tokens", value: stats.outputTokens })
+        ctx.metric({ name: "cost", value: stats.cost })
+        if (failures.length / rows.length > endpoint.maxFailureFraction) {
+          return yield* fail(
+            ctx,
+            `${failures.length} of ${rows.length} prompts failed after their retries, more than maxFailureFraction ${endpoint.maxFailureFraction} of http_teacher '${ctx.inputNodes.model}' allows; the answered ones are cached, so a re-run asks only for the rest. First: ${failures[0]!.error}`
+          )
+        }
+      }
+      const kept = rows.flatMap((r, g) => {
+        const o: SampleOutcome = outcomes[g]!
+        return o._tag === "Sampled" ? [{ ...r, out: o.sample }] : []
+      })
+      const tokensOfSample = (s: TeacherSample): Int32Array => s.tokens ?? Int32Array.from(encode(tokenizer, s.text))
+      const sampled = { out: kept.map((r) => ({ ...r.out, tokens: tokensOfSample(r.out) })), seconds }
+      rows = kept
       const G = rows.length
       const promptOffsets = new Int32Array(G + 1)
       const offsets = new Int32Array(G + 1)
@@ -269,14 +315,18 @@ export const LmGenerateKind = defineKind({
       const tokens = new Int32Array(offsets[G]!)
       const meanLogProb = new Float32Array(G)
       let logProbTotal = 0
+      let logProbCount = 0
       rows.forEach((r, g) => {
         const s = sampled.out[g]!
         promptTokens.set(r.prompt.tokens, promptOffsets[g]!)
         tokens.set(s.tokens, offsets[g]!)
+        // An endpoint's log-probs are over its own tokens; without them the mean is unknown (NaN).
+        const logProbs = s.tokenLogProbs ?? new Float32Array()
         let total = 0
-        for (const x of s.logProbs) total += x
+        for (const x of logProbs) total += x
         logProbTotal += total
-        meanLogProb[g] = total / s.tokens.length
+        logProbCount += logProbs.length
+        meanLogProb[g] = s.tokenLogProbs !== undefined ? total / logProbs.length : NaN
       })
       const hasAnswers = prompts.some((p) => p.answer !== null)
       let generations: Generations = {
@@ -288,7 +338,7 @@ export const LmGenerateKind = defineKind({
         sample: Int32Array.from(rows, (r) => r.sample),
         seeds: Int32Array.from(rows, (r) => r.seed),
         prompts: rows.map((r) => r.prompt.text),
-        texts: sampled.out.map((s) => decode(tokenizer, s.tokens)),
+        texts: sampled.out.map((s) => (endpoint !== undefined ? s.text : decode(tokenizer, s.tokens))),
         promptTokens,
         promptOffsets,
         tokens,
@@ -296,16 +346,7 @@ export const LmGenerateKind = defineKind({
         finishReasons: sampled.out.map((s) => s.finishReason),
         meanLogProb,
         ...(hasAnswers ? { answers: rows.map((r) => r.prompt.answer) } : {}),
-        settings: {
-          temperature: params.temperature,
-          topK: params.topK,
-          topP: params.topP,
-          minP: params.minP,
-          maxNewTokens: params.maxNewTokens,
-          stop: params.stop,
-          n: params.n,
-          seed: ctx.seed
-        },
+        settings: { ...drawn, n: params.n, seed: ctx.seed },
         tokensPerSecond: sampled.seconds > 0 ? tokens.length / sampled.seconds : 0
       }
       if (teacher !== undefined) {
@@ -317,9 +358,22 @@ export const LmGenerateKind = defineKind({
       ctx.metric({ name: "samples", value: G })
       ctx.metric({ name: "tokens", value: tokens.length })
       ctx.metric({ name: "mean_tokens_per_second", value: generations.tokensPerSecond })
-      ctx.metric({ name: "mean_log_prob", value: tokens.length > 0 ? logProbTotal / tokens.length : 0 })
+      ctx.metric({ name: "mean_log_prob", value: logProbCount > 0 ? logProbTotal / logProbCount : 0 })
       ctx.generations(generationRows(generations))
-      ctx.info({ source, prompts: prompts.length, truncatedPrompts: truncated, stopStrings: "kept in text and tokens", seconds: sampled.seconds })
+      ctx.info({
+        source,
+        prompts: prompts.length,
+        truncatedPrompts: truncated,
+        stopStrings: "kept in text and tokens",
+        seconds: sampled.seconds,
+        ...(endpoint !== undefined
+          ? {
+              sampledThrough: `${endpoint.baseUrl} (model ${endpoint.model}, ${endpoint.api})`,
+              scores: "omitted: the endpoint's vocabulary is not the student's; texts are tokenized with input 'tokenizer', meanLogProb is over the endpoint's own tokens",
+              failures
+            }
+          : {})
+      })
       return { generations }
     }).pipe(Effect.withSpan("lm_generate.run", { attributes: { node: ctx.nodeId } }))
 })
