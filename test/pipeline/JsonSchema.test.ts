@@ -175,7 +175,8 @@ describe("pipeline JSON Schema", () => {
     for (const file of pipelineFiles) {
       const text = readFileSync(join("pipelines", file), "utf8")
       assert.strictEqual(text.split("\n")[0], "# yaml-language-server: $schema=../pipeline.schema.json", file)
-      assert.deepStrictEqual(check(parse(text)), [], file)
+      // Merge keys (<<: *anchor) resolved as the loader and yaml-language-server resolve them.
+      assert.deepStrictEqual(check(parse(text, { merge: true })), [], file)
     }
   })
 
