@@ -22,6 +22,12 @@
  * cache miss and the run recomputes it. `quarantine(key, reason)` does the same for bytes that hash
  * right but do not decode.
  *
+ * A write that fails (the disk is full: ENOSPC) removes its temp file and fails with an
+ * `ArtifactStoreError` saying so; nothing names the missing bytes, so the node is simply not cached and
+ * the next run computes it again.
+ *
+ * `claims` (Claims.ts, `<dir>/claims/`) lets processes sharing the store compute each key once.
+ *
  * `distillery verify` audits the files themselves: `keyNames` lists key files whether or not they parse,
  * `readArtifact` reads bytes without checking (or quarantining) them, `tempFiles` lists writes in flight.
  */
@@ -30,6 +36,8 @@ import * as fs from "node:fs/promises"
 import * as path from "node:path"
 import { Clock, Context, Effect, Layer, Option, Schema } from "effect"
 import type { CacheKey } from "../domain/Ids.js"
+import type { Claims } from "./Claims.js"
+import { claimsNone, isProcessAlive, makeFileClaims } from "./Claims.js"
 
 /** A failed read or write of the store; `path` is the file or directory concerned. */
 export class ArtifactStoreError extends Schema.TaggedError<ArtifactStoreError>()("ArtifactStoreError", {
@@ -141,6 +149,8 @@ export interface ArtifactStoreService {
   readonly quarantine: (key: CacheKey, reason: string) => Effect.Effect<void, ArtifactStoreError>
   /** Every quarantine so far, oldest first. */
   readonly quarantined: () => Effect.Effect<ReadonlyArray<QuarantineEvent>, ArtifactStoreError>
+  /** Cross-process claims on keys being computed (always granted for the in-memory store). */
+  readonly claims: Claims
 }
 
 /** sha256 hex of the bytes: the artifact id. */
@@ -157,7 +167,7 @@ const checkHex = (what: string, value: string): Effect.Effect<void, ArtifactStor
     )
 
 /** The service over any backend. */
-export const make = (backend: ArtifactBackend): ArtifactStoreService => {
+export const make = (backend: ArtifactBackend, claims: Claims = claimsNone): ArtifactStoreService => {
   const meta = Effect.fn("ArtifactStore.meta")(function*(key: CacheKey) {
     yield* checkHex("cache key", key)
     return yield* backend.readMeta(key)
@@ -256,7 +266,8 @@ export const make = (backend: ArtifactBackend): ArtifactStoreService => {
     removeArtifact,
     removeKey,
     quarantine,
-    quarantined: () => backend.quarantined
+    quarantined: () => backend.quarantined,
+    claims
   }
 }
 
@@ -304,7 +315,14 @@ const fsTry = <A>(file: string, doing: string, run: () => Promise<A>): Effect.Ef
   Effect.tryPromise({
     try: run,
     catch: (cause) =>
-      new ArtifactStoreError({ path: file, message: `could not ${doing} ${file}: ${describeError(cause)}`, cause })
+      errorCode(cause) === "ENOSPC"
+        ? new ArtifactStoreError({
+          path: file,
+          message: `no space left on the device holding ${file}: could not ${doing} it, and nothing was stored in its place; ` +
+            "free some space (`distillery gc` removes artifacts no run needs), then run again: what was stored before is reused",
+          cause
+        })
+        : new ArtifactStoreError({ path: file, message: `could not ${doing} ${file}: ${describeError(cause)}`, cause })
   })
 
 /** Runs `run`, mapping a missing file to `onMissing`. */
@@ -330,8 +348,13 @@ const fsyncDirectory = async (dir: string): Promise<void> => {
   }
 }
 
+/** Writes the data into an open file; replaceable to simulate a failing disk. */
+export type WriteData = (handle: fs.FileHandle, data: Uint8Array | string, target: string) => Promise<void>
+
+const writeWhole: WriteData = (handle, data) => handle.writeFile(data)
+
 /** Writes `data` to `target` atomically: temp file in the same directory, fsync, rename. */
-const writeAtomic = async (target: string, data: Uint8Array | string): Promise<void> => {
+const writeAtomic = async (target: string, data: Uint8Array | string, writeData: WriteData = writeWhole): Promise<void> => {
   const dir = path.dirname(target)
   await fs.mkdir(dir, { recursive: true })
   const temp = path.join(
@@ -341,7 +364,7 @@ const writeAtomic = async (target: string, data: Uint8Array | string): Promise<v
   try {
     const handle = await fs.open(temp, "wx")
     try {
-      await handle.writeFile(data)
+      await writeData(handle, data, target)
       await handle.sync()
     } finally {
       await handle.close()
@@ -352,15 +375,6 @@ const writeAtomic = async (target: string, data: Uint8Array | string): Promise<v
     throw e
   }
   await fsyncDirectory(dir)
-}
-
-const isProcessAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return errorCode(e) === "EPERM"
-  }
 }
 
 /** A temp file is stale when the process that wrote it is gone. */
@@ -377,8 +391,13 @@ const removeStaleTemps = async (dir: string): Promise<void> => {
   await Promise.all(names.filter(isStaleTemp).map((name) => fs.rm(path.join(dir, name), { force: true })))
 }
 
+export interface FileSystemOptions {
+  /** How bytes are written into a temp file (tests pass one that fails as a full disk would). */
+  readonly writeData?: WriteData
+}
+
 /** Opens (creating if needed) a store directory and removes temp files left by killed processes. */
-export const openFileSystemBackend = (dir: string): Effect.Effect<ArtifactBackend, ArtifactStoreError> => {
+export const openFileSystemBackend = (dir: string, options: FileSystemOptions = {}): Effect.Effect<ArtifactBackend, ArtifactStoreError> => {
   const root = path.resolve(dir)
   const artifactsDir = path.join(root, "artifacts")
   const keysDir = path.join(root, "keys")
@@ -415,7 +434,7 @@ export const openFileSystemBackend = (dir: string): Effect.Effect<ArtifactBacken
     },
     writeMeta: (key, meta) => {
       const file = keyPath(key)
-      return fsTry(file, "write", () => writeAtomic(file, JSON.stringify({ key, ...meta }, null, 2) + "\n"))
+      return fsTry(file, "write", () => writeAtomic(file, JSON.stringify({ key, ...meta }, null, 2) + "\n", options.writeData))
     },
     deleteMeta: (key) => {
       const file = keyPath(key)
@@ -459,7 +478,7 @@ export const openFileSystemBackend = (dir: string): Effect.Effect<ArtifactBacken
     },
     writeBlob: (id, bytes) => {
       const file = blobPath(id)
-      return fsTry(file, "write", () => writeAtomic(file, bytes))
+      return fsTry(file, "write", () => writeAtomic(file, bytes, options.writeData))
     },
     deleteBlob: (id) => {
       const file = blobPath(id)
@@ -515,7 +534,16 @@ export class ArtifactStore extends Context.Tag("distillery/ArtifactStore")<Artif
   /** An empty store in memory, gone when the layer is released. */
   static readonly layerMemory: Layer.Layer<ArtifactStore> = Layer.sync(ArtifactStore, () => make(makeMemoryBackend()))
 
-  /** A store in `dir` (created if missing); cleans temp files left by killed runs. */
-  static readonly layerFileSystem = (dir: string): Layer.Layer<ArtifactStore, ArtifactStoreError> =>
-    Layer.effect(ArtifactStore, Effect.map(openFileSystemBackend(dir), make))
+  /** A store in `dir` (created if missing), claims in `<dir>/claims/`; cleans temp files left by killed runs. */
+  static readonly layerFileSystem = (dir: string, options?: FileSystemOptions): Layer.Layer<ArtifactStore, ArtifactStoreError> =>
+    Layer.effect(
+      ArtifactStore,
+      Effect.gen(function*() {
+        const backend = yield* openFileSystemBackend(dir, options)
+        const claims = yield* makeFileClaims(path.join(path.resolve(dir), "claims")).pipe(
+          Effect.mapError((e) => new ArtifactStoreError({ path: e.path, message: e.message, cause: e }))
+        )
+        return make(backend, claims)
+      })
+    )
 }

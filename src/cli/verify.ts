@@ -5,7 +5,7 @@
  * - every key file parses and names bytes that exist; `--repair` drops one that does not;
  * - every result a run recorded (a `nodes` row executed or cached) has its artifact; one without is
  *   history, not damage: it is listed, and `distillery run` recomputes it when a pipeline needs it;
- * - runs and sweeps still `running` though no process holds the store; `--repair` marks them interrupted;
+ * - runs and sweeps still `running` though their process is gone; `--repair` marks them interrupted;
  * - the quarantine log, summed up.
  * Problems that remain (after `--repair`, those it could not mend) fail with `VerifyFailedError` (exit 5).
  */
@@ -197,7 +197,7 @@ export const verifyStore = (options: { readonly repair: boolean }) =>
         {
           kind: "run left running",
           where: `run ${run.runId} (${run.pipeline})`,
-          detail: `started ${run.startedAt ?? "?"} and never finished, and no process holds the store: it was killed`,
+          detail: `started ${run.startedAt ?? "?"} and never finished, and its process is gone: it was killed`,
           repair: "mark it interrupted"
         },
         results.finishRun(run.runId as RunId, "interrupted", "left running by a process that stopped (marked by distillery verify --repair)")

@@ -4,14 +4,17 @@
  * already being computed (by this run or a concurrent one, as in a sweep) is awaited, not recomputed.
  * Every node, metric and per-example row lands in the results store; a failed node stops only what
  * depends on it, and everything already computed stays cached. Interrupting a run (Ctrl-C) marks it
- * interrupted; the next run resumes from the cache. When a WorkerPool is provided, nodes of `heavy`
+ * interrupted; the next run resumes from the cache. Across processes sharing a store, a key is claimed
+ * (cache/Claims.ts) before it is computed: a second process waits for the first and reads its result. When a WorkerPool is provided, nodes of `heavy`
  * kinds are computed on it (off the main thread); without one, every node runs inline.
  */
+import { hostname } from "node:os"
 import { dirname } from "node:path"
 import { Cause, Clock, Context, Deferred, Effect, Exit, Layer, Option, Random, Schema } from "effect"
 import type { BackendError } from "../backend/TfBackend.js"
 import { TfBackend } from "../backend/TfBackend.js"
 import { ArtifactStore } from "../cache/ArtifactStore.js"
+import { acquireClaim } from "../cache/Claims.js"
 import { decodeArtifact, encodeArtifact } from "../cache/Codec.js"
 import type { Artifact } from "../domain/Artifact.js"
 import type { CacheKey as CacheKeyType, RunId } from "../domain/Ids.js"
@@ -275,16 +278,32 @@ export class Executor extends Context.Tag("distillery/Executor")<
                 const hit = yield* lookup(key)
                 if (Option.isSome(hit)) return { status: "cached" as const, result: hit.value }
               }
-              const result = yield* Effect.flatMap(inputs, (read) => compute(pipeline, node, read)).pipe(
-                Effect.tap((result) =>
-                  artifacts.put(key, encodeArtifact(result), { node: node.id, kind: node.kind.kind }).pipe(
-                    Effect.mapError(
-                      (e) => new NodeError({ node: node.id, kind: node.kind.kind, message: `could not store the result: ${e.message}`, cause: e })
+              // Another process on this store may be computing the key: wait for its claim, then read
+              // what it stored. Only the waits are interruptible, so a claim taken is always released.
+              const claim = acquireClaim(artifacts.claims, key, node.id, (holder) =>
+                Effect.sync(() =>
+                  reporter.log(`waiting for ${node.id}, computed by pid ${holder.pid}${holder.hostname === hostname() ? "" : ` on ${holder.hostname}`}`)
+                )).pipe(
+                  Effect.interruptible,
+                  Effect.mapError((e) => new NodeError({ node: node.id, kind: node.kind.kind, message: e.message, cause: e }))
+                )
+              return yield* Effect.acquireUseRelease(claim, () =>
+                Effect.gen(function* () {
+                  if (!recompute) {
+                    const hit = yield* lookup(key)
+                    if (Option.isSome(hit)) return { status: "cached" as const, result: hit.value }
+                  }
+                  const result = yield* Effect.flatMap(inputs, (read) => compute(pipeline, node, read)).pipe(
+                    Effect.tap((result) =>
+                      artifacts.put(key, encodeArtifact(result), { node: node.id, kind: node.kind.kind }).pipe(
+                        Effect.mapError(
+                          (e) => new NodeError({ node: node.id, kind: node.kind.kind, message: `could not store the result: ${e.message}`, cause: e })
+                        )
+                      )
                     )
                   )
-                )
-              )
-              return { status: "executed" as const, result }
+                  return { status: "executed" as const, result }
+                }), ({ release }) => release)
             })
             // Whatever happens (success, failure, interruption), waiters are released and the key freed.
             return yield* restore(owned).pipe(
@@ -351,14 +370,13 @@ export class Executor extends Context.Tag("distillery/Executor")<
               })
 
           const record = (node: ResolvedNode, key: CacheKeyType, status: "executed" | "cached" | "failed", startedAt: number, ms: number, result?: StoredResult) =>
-            Effect.gen(function* () {
-              yield* results.recordNode(nodeRecord(node, key, status, startedAt, ms, result?.info ?? {}))
-              if (result !== undefined) {
-                yield* results.recordMetrics(runId, node.id, key, result.metrics)
-                yield* results.recordExamples(key, result.examples)
-                yield* results.recordGenerations(key, result.generations ?? [])
-              }
-            }).pipe(Effect.orDie)
+            (result === undefined
+              ? results.recordNode(nodeRecord(node, key, status, startedAt, ms, {}))
+              : results.recordResult(nodeRecord(node, key, status, startedAt, ms, result.info), {
+                metrics: result.metrics,
+                examples: result.examples,
+                generations: result.generations ?? []
+              })).pipe(Effect.orDie)
 
           const runNode = (node: ResolvedNode) =>
             Effect.gen(function* () {

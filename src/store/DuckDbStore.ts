@@ -4,6 +4,7 @@
  * ResultsStore service. Imported by ResultsStore.ts's layers only when a store is opened.
  */
 import * as fs from "node:fs"
+import * as os from "node:os"
 import * as path from "node:path"
 import {
   type DuckDBAppender,
@@ -17,20 +18,22 @@ import {
   JSDuckDBValueConverter,
   timestampValue
 } from "@duckdb/node-api"
-import { Clock, Effect, Option } from "effect"
+import { Clock, Duration, Effect, Option, Schedule } from "effect"
 import type { CacheKey, RunId } from "../domain/Ids.js"
 import type { ExampleRow, GenerationRow, MetricRow } from "../domain/Results.js"
 import type { MetricColumn, ParamColumn } from "./Views.js"
 import { metricColumnsSql, paramColumnsSql, summaryViewSql, SWEEP_DDL, trialResultsViewSql, trialsViewSql } from "./Views.js"
 
-import type { NodeRecord, NodeStatus, QueryParams, QueryResult, RecordNode, ResultsStoreService, RunStatus, StartRun, StartSweep, SweepStatus } from "./ResultsStore.js"
+import type { NodeRecord, NodeStatus, QueryParams, QueryResult, RecordedRows, RecordNode, ResultsStoreService, RunStatus, StartRun, StartSweep, SweepStatus } from "./ResultsStore.js"
 import { QueryError, ResultsStoreError, ResultsStoreLockedError } from "./ResultsStore.js"
 
 /**
  * 2: per-example rows are stored once per cache key (`example_rows`), `examples` is a view.
  * 3: a language model's samples, once per cache key (`generation_rows`), and the `generations` view.
+ * 4: runs and sweeps record their process (`pid`, `host`): with processes sharing a store, a run still
+ *    `running` was left so by a killed process only when that process is gone.
  */
-export const SCHEMA_VERSION = 3
+export const SCHEMA_VERSION = 4
 
 const DDL: ReadonlyArray<string> = [
   `CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)`,
@@ -95,7 +98,9 @@ const DDL: ReadonlyArray<string> = [
     mean_log_prob DOUBLE,
     finish_reason VARCHAR NOT NULL,
     teacher_nll DOUBLE
-  )`
+  )`,
+  `ALTER TABLE runs ADD COLUMN IF NOT EXISTS pid INTEGER`,
+  `ALTER TABLE runs ADD COLUMN IF NOT EXISTS host VARCHAR`
 ]
 
 /** Every run's per-example rows: each recorded node joined with the rows of its cache key. */
@@ -225,14 +230,42 @@ const readResult = (reader: DuckDBResultReader): QueryResult => {
 // ---------------------------------------------------------------------------------------------------
 // Opening
 
-/** Files open in this process: DuckDB's file lock is per process, so it would not stop a second open here. */
-const openInProcess = new Set<string>()
+/**
+ * How results.duckdb is shared by processes. DuckDB lets one process open a file read-write, or any
+ * number of processes open it read-only, never both. So no process holds the file open between
+ * operations: every write opens it read-write, writes in one transaction (a node's row with its metrics,
+ * example rows and samples; a sweep with all its trials), and closes it; every read by a reading verb
+ * opens it read-only for its query and closes it. A process that finds the file locked (DuckDB's "Could not set lock")
+ * retries with a jittered exponential backoff (10 ms growing to 250 ms) for up to `lockTimeout`
+ * (default 2 minutes), then fails with a `ResultsStoreLockedError` naming the holder's pid. A write
+ * holds the file for about 0.1 s (open, one transaction, checkpoint on close), so runs and
+ * sweeps on one store interleave their writes, and `query`, `show`, `report` and `export` read between
+ * them; a reader never sees part of a transaction, and a killed writer's open transaction is rolled
+ * back by DuckDB. Per-process segment files with views over them were the alternative: they free
+ * writers from waiting, but every read would attach every segment, `verify --repair` and migrations
+ * would have to visit each one, and a store would no longer be one file to copy; waits of a tenth of
+ * a second do not justify that. In one process the operations on a file take turns (one semaphore per file),
+ * since DuckDB's file lock does not separate two opens by one process.
+ */
+export const DEFAULT_LOCK_TIMEOUT: Duration.DurationInput = "2 minutes"
 
+/** One per file, shared by every layer of this process on it. */
+const fileSemaphores = new Map<string, Effect.Semaphore>()
+const semaphoreOf = (file: string): Effect.Semaphore => {
+  let semaphore = fileSemaphores.get(file)
+  if (semaphore === undefined) {
+    semaphore = Effect.unsafeMakeSemaphore(1)
+    fileSemaphores.set(file, semaphore)
+  }
+  return semaphore
+}
+
+const isLockConflict = (cause: unknown): boolean => /Could not set lock on file/.test(describeError(cause))
 
 const openError = (file: string, readOnly: boolean, cause: unknown): ResultsStoreError | ResultsStoreLockedError => {
   const text = describeError(cause)
   const name = path.basename(file)
-  if (/Could not set lock on file/.test(text)) {
+  if (isLockConflict(cause)) {
     const pidText = /\(PID (\d+)\)/.exec(text)?.[1]
     const pid = pidText === undefined ? undefined : Number(pidText)
     return new ResultsStoreLockedError({
@@ -256,6 +289,90 @@ const openError = (file: string, readOnly: boolean, cause: unknown): ResultsStor
 interface Options {
   readonly path: string
   readonly readOnly: boolean
+  /** How long an operation waits for another process's lock on the file before failing. */
+  readonly lockTimeout?: Duration.DurationInput | undefined
+}
+
+/** The connection with `run` on it, or a `ResultsStoreError` | `ResultsStoreLockedError` | `E`. */
+type WithConnection = <A, E>(
+  run: (c: DuckDBConnection) => Promise<A>,
+  onError: (cause: unknown) => E
+) => Effect.Effect<A, E | ResultsStoreError | ResultsStoreLockedError>
+
+/**
+ * Runs foreign code on `connection`. Interrupting it asks DuckDB to stop and waits for the statement to
+ * settle, so that the connection is never closed (or reused) under a running statement.
+ */
+const runOn = <A, E>(connection: DuckDBConnection, run: (c: DuckDBConnection) => Promise<A>, onError: (cause: unknown) => E) =>
+  Effect.async<A, E>((resume) => {
+    const pending = Promise.resolve().then(() => run(connection))
+    pending.then((a) => resume(Effect.succeed(a)), (cause) => resume(Effect.fail(onError(cause))))
+    return Effect.sync(() => connection.interrupt()).pipe(
+      Effect.zipRight(Effect.promise(() => pending.then(() => undefined, () => undefined)))
+    )
+  })
+
+/** One connection for the life of the scope: the in-memory store, which cannot be reopened. */
+const heldConnection = Effect.gen(function*() {
+  const instance = yield* Effect.acquireRelease(
+    Effect.tryPromise({
+      try: () => DuckDBInstance.create(MEMORY),
+      catch: (cause) => openError(MEMORY, false, cause)
+    }),
+    (db) => Effect.sync(() => db.closeSync())
+  )
+  const connection = yield* Effect.acquireRelease(
+    Effect.tryPromise({ try: () => instance.connect(), catch: (cause) => openError(MEMORY, false, cause) }),
+    (c) => Effect.sync(() => c.closeSync())
+  )
+  const semaphore = yield* Effect.makeSemaphore(1)
+  const withConnection: WithConnection = (run, onError) => semaphore.withPermits(1)(runOn(connection, run, onError))
+  return withConnection
+})
+
+/**
+ * A connection per operation: the file opened (read-only when `readOnly`), `run`, closed. While another
+ * process holds the file, the open is retried on a backoff for up to `lockTimeout`.
+ */
+const connectionPerOperation = (file: string, readOnly: boolean, lockTimeout: Duration.DurationInput): WithConnection => {
+  const semaphore = semaphoreOf(file)
+  const open = Effect.tryPromise({
+    try: () => DuckDBInstance.create(file, readOnly ? { access_mode: "READ_ONLY" } : undefined),
+    catch: (cause) => openError(file, readOnly, cause)
+  })
+  const close = (instance: DuckDBInstance) => Effect.sync(() => instance.closeSync())
+  const retry = Schedule.exponential("10 millis", 1.5).pipe(
+    Schedule.union(Schedule.spaced("250 millis")),
+    Schedule.jittered,
+    Schedule.upTo(lockTimeout)
+  )
+  const waited = Duration.format(Duration.decode(lockTimeout))
+  return <A, E>(run: (c: DuckDBConnection) => Promise<A>, onError: (cause: unknown) => E) =>
+    semaphore.withPermits(1)(
+      Effect.acquireUseRelease(
+        open,
+        (instance) =>
+          Effect.acquireUseRelease(
+            Effect.tryPromise({ try: () => instance.connect(), catch: (cause) => openError(file, readOnly, cause) }),
+            (connection) => runOn(connection, run, onError),
+            (connection) => Effect.sync(() => connection.closeSync())
+          ),
+        close
+      )
+    ).pipe(
+      Effect.retry({ schedule: retry, while: (e) => e instanceof ResultsStoreLockedError }),
+      Effect.mapError((e) =>
+        e instanceof ResultsStoreLockedError
+          ? new ResultsStoreLockedError({
+            path: e.path,
+            pid: e.pid,
+            message: `${path.basename(file)} stayed locked by another distillery process` +
+              `${e.pid === undefined ? "" : ` (pid ${e.pid})`} for ${waited}; wait for it to finish (or stop it), then try again (${file})`,
+            cause: e.cause
+          })
+          : e
+      )
+    )
 }
 
 export const make = (options: Options) =>
@@ -264,69 +381,35 @@ export const make = (options: Options) =>
     const file = isMemory ? MEMORY : path.resolve(options.path)
     const readOnly = options.readOnly && !isMemory
 
-    if (!isMemory) {
-      yield* Effect.acquireRelease(
-        Effect.suspend(() => {
-          if (openInProcess.has(file)) {
-            return Effect.fail(
-              new ResultsStoreLockedError({
-                path: file,
-                pid: process.pid,
-                message: `${path.basename(file)} is already open in this process; share one ResultsStore layer`
-              })
-            )
-          }
-          openInProcess.add(file)
-          return Effect.void
-        }),
-        () => Effect.sync(() => openInProcess.delete(file))
-      )
-      if (!readOnly) {
-        yield* Effect.try({
-          try: () => fs.mkdirSync(path.dirname(file), { recursive: true }),
-          catch: (cause) =>
-            new ResultsStoreError({ path: file, message: `could not create the directory of ${file}`, cause })
-        })
-      }
+    if (!isMemory && !readOnly) {
+      yield* Effect.try({
+        try: () => fs.mkdirSync(path.dirname(file), { recursive: true }),
+        catch: (cause) =>
+          new ResultsStoreError({ path: file, message: `could not create the directory of ${file}`, cause })
+      })
     }
+    const withConnection = isMemory
+      ? yield* heldConnection
+      : connectionPerOperation(file, readOnly, options.lockTimeout ?? DEFAULT_LOCK_TIMEOUT)
 
-    const instance = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () => DuckDBInstance.create(file, readOnly ? { access_mode: "READ_ONLY" } : undefined),
-        catch: (cause) => openError(file, readOnly, cause)
-      }),
-      (db) => Effect.sync(() => db.closeSync())
-    )
-    const connection = yield* Effect.acquireRelease(
-      Effect.tryPromise({
-        try: () => instance.connect(),
-        catch: (cause) => openError(file, readOnly, cause)
-      }),
-      (c) => Effect.sync(() => c.closeSync())
-    )
-
-    const semaphore = yield* Effect.makeSemaphore(1)
-
-    /** Runs foreign code on the connection, alone, mapping a throw to a `ResultsStoreError`. */
-    /**
-     * Runs foreign code on the connection, alone. Interrupting it asks DuckDB to stop and waits for the
-     * statement to settle, so the next statement never overlaps one still running.
-     */
-    const exclusive = <A, E>(run: (c: DuckDBConnection) => Promise<A>, onError: (cause: unknown) => E) =>
-      semaphore.withPermits(1)(
-        Effect.async<A, E>((resume) => {
-          const pending = Promise.resolve().then(() => run(connection))
-          pending.then((a) => resume(Effect.succeed(a)), (cause) => resume(Effect.fail(onError(cause))))
-          return Effect.sync(() => connection.interrupt()).pipe(
-            Effect.zipRight(Effect.promise(() => pending.then(() => undefined, () => undefined)))
-          )
-        })
-      )
-
-    /** `exclusive`, mapping a throw to a `ResultsStoreError` that says what was being done. */
+    /** `withConnection`, mapping a throw to a `ResultsStoreError` that says what was being done. */
     const use = <A>(doing: string, run: (c: DuckDBConnection) => Promise<A>) =>
-      exclusive(run, (cause) =>
+      withConnection(run, (cause) =>
         new ResultsStoreError({ path: file, message: `could not ${doing} in ${file}: ${describeError(cause)}`, cause }))
+
+    /** `use`, in one transaction: all of `run`'s writes, or (on a throw, or the process killed) none. */
+    const transaction = <A>(doing: string, run: (c: DuckDBConnection) => Promise<A>) =>
+      use(doing, async (c) => {
+        await c.run("BEGIN TRANSACTION")
+        try {
+          const a = await run(c)
+          await c.run("COMMIT")
+          return a
+        } catch (e) {
+          await c.run("ROLLBACK").catch(() => undefined)
+          throw e
+        }
+      })
 
     /** Reads the columns the dynamic views need, then (re)creates every view. */
     const refreshViewsWith = async (c: DuckDBConnection) => {
@@ -341,26 +424,20 @@ export const make = (options: Options) =>
       await c.run(summaryViewSql(params))
     }
 
-    // Check the layout, and create or migrate it when it is not the current one (a store already at
-    // the current layout opens without any DDL: one query).
-    const version = yield* use("read the schema version", async (c) => {
+    // Check the layout, and create or migrate it when it is not the current one, in one open of the
+    // file and one transaction, so that of two processes opening a new store one creates it and the
+    // other finds it made (a store already at the current layout opens without any DDL: one query).
+    const version = yield* use("open the results store", async (c) => {
       const tables = await c.runAndReadAll(
         `SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'`
       )
-      if (Number(tables.getRowsJS()[0]![0]) === 0) return undefined
-      const reader = await c.runAndReadAll(`SELECT max(version) FROM schema_version`)
-      const v = reader.getRowsJS()[0]![0]
-      return v === null ? undefined : Number(v)
-    })
-    if (version !== undefined && version > SCHEMA_VERSION) {
-      return yield* new ResultsStoreError({
-        path: file,
-        message: `${file} has results-store layout ${version}, newer than this distillery's ${SCHEMA_VERSION}: ` +
-          "upgrade distillery to read it"
-      })
-    }
-    if (!readOnly && version !== SCHEMA_VERSION) {
-      yield* use("create the tables", async (c) => {
+      const found = Number(tables.getRowsJS()[0]![0]) === 0
+        ? undefined
+        : (await c.runAndReadAll(`SELECT max(version) FROM schema_version`)).getRowsJS()[0]![0]
+      const v = found === null || found === undefined ? undefined : Number(found)
+      if (readOnly || v === SCHEMA_VERSION || (v !== undefined && v > SCHEMA_VERSION)) return v
+      await c.run("BEGIN TRANSACTION")
+      try {
         for (const ddl of DDL) await c.run(ddl)
         const old = await c.runAndReadAll(`SELECT count(*) FROM information_schema.tables WHERE table_name = 'examples' AND table_type = 'BASE TABLE'`)
         if (Number(old.getRowsJS()[0]![0]) > 0) for (const sql of MIGRATE_EXAMPLES) await c.run(sql)
@@ -369,6 +446,18 @@ export const make = (options: Options) =>
         for (const ddl of SWEEP_DDL) await c.run(ddl)
         await refreshViewsWith(c)
         await c.run(`INSERT INTO schema_version VALUES (${SCHEMA_VERSION})`)
+        await c.run("COMMIT")
+      } catch (e) {
+        await c.run("ROLLBACK").catch(() => undefined)
+        throw e
+      }
+      return SCHEMA_VERSION
+    })
+    if (version !== undefined && version > SCHEMA_VERSION) {
+      return yield* new ResultsStoreError({
+        path: file,
+        message: `${file} has results-store layout ${version}, newer than this distillery's ${SCHEMA_VERSION}: ` +
+          "upgrade distillery to read it"
       })
     }
 
@@ -376,8 +465,8 @@ export const make = (options: Options) =>
       const now = yield* Clock.currentTimeMillis
       yield* use(`start run ${run.runId}`, (c) =>
         c.run(
-          `INSERT INTO runs (run_id, pipeline, pipeline_path, sweep_id, trial, started_at, ended_at, status, backend, error)
-           VALUES ($1, $2, $3, $4, $5, $6, NULL, 'running', $7, NULL)`,
+          `INSERT INTO runs (run_id, pipeline, pipeline_path, sweep_id, trial, started_at, ended_at, status, backend, error, pid, host)
+           VALUES ($1, $2, $3, $4, $5, $6, NULL, 'running', $7, NULL, $8, $9)`,
           [
             run.runId,
             run.pipeline,
@@ -385,7 +474,9 @@ export const make = (options: Options) =>
             run.sweepId ?? null,
             run.trial ?? null,
             timestamp(now),
-            run.backend
+            run.backend,
+            process.pid,
+            os.hostname()
           ]
         ))
     })
@@ -431,16 +522,85 @@ export const make = (options: Options) =>
           ]
         )
 
+    const appendMetrics = (c: DuckDBConnection, runId: RunId, nodeId: string, cacheKey: CacheKey, rows: ReadonlyArray<MetricRow>) =>
+      appendAll(c, "metrics", rows, (appender, row) => {
+        appender.appendVarchar(runId)
+        appender.appendVarchar(nodeId)
+        appender.appendVarchar(cacheKey)
+        appender.appendVarchar(row.name)
+        if (row.step === undefined || row.step === null) appender.appendNull()
+        else appender.appendInteger(checkInt("step", row.step))
+        appender.appendDouble(row.value)
+      })
+
+    // Rows of a result already recorded (the node was a cache hit) are there once already.
+    const appendExamples = async (c: DuckDBConnection, cacheKey: CacheKey, rows: ReadonlyArray<ExampleRow>) => {
+      if (rows.length === 0) return
+      const recorded = await c.runAndReadAll(`SELECT count(*) FROM example_rows WHERE cache_key = $1`, [cacheKey])
+      if (Number(recorded.getRowsJS()[0]![0]) > 0) return
+      await appendAll(c, "example_rows", rows, (appender, row) => {
+        const optionalInt = (name: string, v: number | undefined) =>
+          v === undefined || v === null ? appender.appendNull() : appender.appendInteger(checkInt(name, v))
+        const optionalDouble = (v: number | undefined) =>
+          v === undefined || v === null ? appender.appendNull() : appender.appendDouble(v)
+        const optionalText = (v: string | undefined) =>
+          v === undefined || v === null ? appender.appendNull() : appender.appendVarchar(v)
+        appender.appendVarchar(cacheKey)
+        appender.appendVarchar(row.split)
+        appender.appendInteger(checkInt("exampleId", row.exampleId))
+        appender.appendInteger(checkInt("label", row.label))
+        optionalText(row.subject)
+        optionalInt("prediction", row.prediction)
+        optionalDouble(row.confidence)
+        optionalDouble(row.entropy)
+        optionalDouble(row.loss)
+        optionalText(row.decision)
+        optionalText(row.reason)
+      })
+    }
+
+    const appendGenerations = async (c: DuckDBConnection, cacheKey: CacheKey, rows: ReadonlyArray<GenerationRow>) => {
+      if (rows.length === 0) return
+      const recorded = await c.runAndReadAll(`SELECT count(*) FROM generation_rows WHERE cache_key = $1`, [cacheKey])
+      if (Number(recorded.getRowsJS()[0]![0]) > 0) return
+      await appendAll(c, "generation_rows", rows, (appender, row) => {
+        appender.appendVarchar(cacheKey)
+        appender.appendInteger(checkInt("row", row.row))
+        appender.appendVarchar(row.promptId)
+        appender.appendInteger(checkInt("sample", row.sample))
+        appender.appendInteger(checkInt("seed", row.seed))
+        appender.appendVarchar(row.prompt)
+        appender.appendVarchar(row.text)
+        appender.appendInteger(checkInt("tokens", row.tokens))
+        if (Number.isFinite(row.meanLogProb)) appender.appendDouble(row.meanLogProb)
+        else appender.appendNull()
+        appender.appendVarchar(row.finishReason)
+        if (row.teacherNll === undefined || !Number.isFinite(row.teacherNll)) appender.appendNull()
+        else appender.appendDouble(row.teacherNll)
+      })
+    }
+
     const recordNode = Effect.fn("ResultsStore.recordNode")(function*(node: RecordNode) {
       const now = yield* Clock.currentTimeMillis
       const startedAt = node.startedAt ?? now - node.durationMs
       yield* use(`record node ${node.nodeId} of run ${node.runId}`, (c) => insertNode(c, node, startedAt))
     })
 
+    const recordResult = Effect.fn("ResultsStore.recordResult")(function*(node: RecordNode, result: RecordedRows) {
+      const now = yield* Clock.currentTimeMillis
+      const startedAt = node.startedAt ?? now - node.durationMs
+      yield* transaction(`record node ${node.nodeId} of run ${node.runId}`, async (c) => {
+        await insertNode(c, node, startedAt)
+        if (result.metrics.length > 0) await appendMetrics(c, node.runId, node.nodeId, node.cacheKey, result.metrics)
+        await appendExamples(c, node.cacheKey, result.examples)
+        await appendGenerations(c, node.cacheKey, result.generations)
+      })
+    })
+
     const recordCachedNode = Effect.fn("ResultsStore.recordCachedNode")(function*(node: RecordNode) {
       const now = yield* Clock.currentTimeMillis
       const startedAt = node.startedAt ?? now - node.durationMs
-      return yield* use(`record node ${node.nodeId} of run ${node.runId}`, async (c) => {
+      return yield* transaction(`record node ${node.nodeId} of run ${node.runId}`, async (c) => {
         const earlier = (await c.runAndReadAll(
           `SELECT run_id, node_id, CAST(info AS VARCHAR) FROM nodes WHERE cache_key = $1 AND status <> 'failed' ORDER BY started_at LIMIT 1`,
           [node.cacheKey]
@@ -462,68 +622,17 @@ export const make = (options: Options) =>
       rows: ReadonlyArray<MetricRow>
     ) {
       if (rows.length === 0) return
-      yield* use(`record ${rows.length} metrics of node ${nodeId}`, async (c) => {
-        await appendAll(c, "metrics", rows, (appender, row) => {
-          appender.appendVarchar(runId)
-          appender.appendVarchar(nodeId)
-          appender.appendVarchar(cacheKey)
-          appender.appendVarchar(row.name)
-          if (row.step === undefined || row.step === null) appender.appendNull()
-          else appender.appendInteger(checkInt("step", row.step))
-          appender.appendDouble(row.value)
-        })
-      })
+      yield* use(`record ${rows.length} metrics of node ${nodeId}`, (c) => appendMetrics(c, runId, nodeId, cacheKey, rows))
     })
 
     const recordExamples = Effect.fn("ResultsStore.recordExamples")(function*(cacheKey: CacheKey, rows: ReadonlyArray<ExampleRow>) {
       if (rows.length === 0) return
-      yield* use(`record ${rows.length} example rows of result ${cacheKey.slice(0, 12)}`, async (c) => {
-        // Rows of a result already recorded (the node was a cache hit) are there once already.
-        const recorded = await c.runAndReadAll(`SELECT count(*) FROM example_rows WHERE cache_key = $1`, [cacheKey])
-        if (Number(recorded.getRowsJS()[0]![0]) > 0) return
-        await appendAll(c, "example_rows", rows, (appender, row) => {
-          const optionalInt = (name: string, v: number | undefined) =>
-            v === undefined || v === null ? appender.appendNull() : appender.appendInteger(checkInt(name, v))
-          const optionalDouble = (v: number | undefined) =>
-            v === undefined || v === null ? appender.appendNull() : appender.appendDouble(v)
-          const optionalText = (v: string | undefined) =>
-            v === undefined || v === null ? appender.appendNull() : appender.appendVarchar(v)
-          appender.appendVarchar(cacheKey)
-          appender.appendVarchar(row.split)
-          appender.appendInteger(checkInt("exampleId", row.exampleId))
-          appender.appendInteger(checkInt("label", row.label))
-          optionalText(row.subject)
-          optionalInt("prediction", row.prediction)
-          optionalDouble(row.confidence)
-          optionalDouble(row.entropy)
-          optionalDouble(row.loss)
-          optionalText(row.decision)
-          optionalText(row.reason)
-        })
-      })
+      yield* use(`record ${rows.length} example rows of result ${cacheKey.slice(0, 12)}`, (c) => appendExamples(c, cacheKey, rows))
     })
 
     const recordGenerations = Effect.fn("ResultsStore.recordGenerations")(function*(cacheKey: CacheKey, rows: ReadonlyArray<GenerationRow>) {
       if (rows.length === 0) return
-      yield* use(`record ${rows.length} samples of result ${cacheKey.slice(0, 12)}`, async (c) => {
-        const recorded = await c.runAndReadAll(`SELECT count(*) FROM generation_rows WHERE cache_key = $1`, [cacheKey])
-        if (Number(recorded.getRowsJS()[0]![0]) > 0) return
-        await appendAll(c, "generation_rows", rows, (appender, row) => {
-          appender.appendVarchar(cacheKey)
-          appender.appendInteger(checkInt("row", row.row))
-          appender.appendVarchar(row.promptId)
-          appender.appendInteger(checkInt("sample", row.sample))
-          appender.appendInteger(checkInt("seed", row.seed))
-          appender.appendVarchar(row.prompt)
-          appender.appendVarchar(row.text)
-          appender.appendInteger(checkInt("tokens", row.tokens))
-          if (Number.isFinite(row.meanLogProb)) appender.appendDouble(row.meanLogProb)
-          else appender.appendNull()
-          appender.appendVarchar(row.finishReason)
-          if (row.teacherNll === undefined || !Number.isFinite(row.teacherNll)) appender.appendNull()
-          else appender.appendDouble(row.teacherNll)
-        })
-      })
+      yield* use(`record ${rows.length} samples of result ${cacheKey.slice(0, 12)}`, (c) => appendGenerations(c, cacheKey, rows))
     })
 
     const query = Effect.fn("ResultsStore.query")(function*(sql: string, params?: QueryParams) {
@@ -532,7 +641,7 @@ export const make = (options: Options) =>
         : Array.isArray(params)
         ? params.map(toDuckValue)
         : Object.fromEntries(Object.entries(params).map(([k, v]) => [k, toDuckValue(v)]))
-      return yield* exclusive(
+      return yield* withConnection(
         (c) => c.runAndReadAll(sql, values as Array<DuckDBValue> | Record<string, DuckDBValue>),
         (cause) => new QueryError({ sql, message: describeError(cause), cause })
       ).pipe(
@@ -556,7 +665,7 @@ export const make = (options: Options) =>
          LIMIT 1`,
         [nodeId, pipeline]
       ).pipe(
-        Effect.mapError((e) => new ResultsStoreError({ path: file, message: e.message, cause: e }))
+        Effect.catchTag("QueryError", (e) => Effect.fail(new ResultsStoreError({ path: file, message: e.message, cause: e })))
       )
       const row = result.rows[0]
       if (row === undefined) return Option.none<NodeRecord>()
@@ -580,8 +689,8 @@ export const make = (options: Options) =>
     /** The rows of a sweep: its `sweeps` row, one `sweep_trials` row per trial, one `trial_params` row per param. */
     const insertSweep = async (c: DuckDBConnection, sweep: StartSweep, now: number) => {
       await c.run(
-        `INSERT INTO sweeps (sweep_id, pipeline, pipeline_path, started_at, ended_at, status, trials, params, baseline)
-         VALUES ($1, $2, $3, $4, NULL, 'running', $5, $6::JSON, $7)`,
+        `INSERT INTO sweeps (sweep_id, pipeline, pipeline_path, started_at, ended_at, status, trials, params, baseline, pid, host)
+         VALUES ($1, $2, $3, $4, NULL, 'running', $5, $6::JSON, $7, $8, $9)`,
         [
           sweep.sweepId,
           sweep.pipeline,
@@ -589,7 +698,9 @@ export const make = (options: Options) =>
           timestamp(now),
           sweep.trials.length,
           toJsonText(sweep.params),
-          sweep.baseline ?? null
+          sweep.baseline ?? null,
+          process.pid,
+          os.hostname()
         ]
       )
       for (const t of sweep.trials) {
@@ -608,17 +719,8 @@ export const make = (options: Options) =>
 
     const startSweep = Effect.fn("ResultsStore.startSweep")(function*(sweep: StartSweep) {
       const now = yield* Clock.currentTimeMillis
-      yield* use(`start sweep ${sweep.sweepId}`, async (c) => {
-        // One transaction: a sweep is recorded with all its trials or not at all.
-        await c.run("BEGIN TRANSACTION")
-        try {
-          await insertSweep(c, sweep, now)
-          await c.run("COMMIT")
-        } catch (e) {
-          await c.run("ROLLBACK").catch(() => undefined)
-          throw e
-        }
-      })
+      // One transaction: a sweep is recorded with all its trials or not at all.
+      yield* transaction(`start sweep ${sweep.sweepId}`, (c) => insertSweep(c, sweep, now))
     })
 
     const finishSweep = Effect.fn("ResultsStore.finishSweep")(function*(
@@ -641,6 +743,7 @@ export const make = (options: Options) =>
       startRun,
       finishRun,
       recordNode,
+      recordResult,
       recordCachedNode,
       recordMetrics,
       recordExamples,

@@ -8,8 +8,10 @@
  * `ls` listings, export) come back as a `QueryResult`. JSON columns are parsed, also where a store made
  * by hand typed them VARCHAR.
  */
+import { hostname } from "node:os"
 import { join } from "node:path"
 import { Effect, Option, Schema } from "effect"
+import { isProcessAlive } from "../cache/Claims.js"
 import type { CacheKey, RunId } from "../domain/Ids.js"
 import type { NodeRecord, NodeStatus, QueryResult, RunStatus } from "./ResultsStore.js"
 import { ResultsStore } from "./ResultsStore.js"
@@ -162,6 +164,20 @@ const hasTable = (name: string) =>
     Effect.map((r) => Number(r.rows[0]?.[0] ?? 0) > 0)
   )
 
+/** Whether a table has a column (layouts before 4 record no process for runs and sweeps). */
+const hasColumn = (table: string, column: string) =>
+  query("SELECT count(*) FROM information_schema.columns WHERE table_name = $1 AND column_name = $2", [table, column]).pipe(
+    Effect.map((r) => Number(r.rows[0]?.[0] ?? 0) > 0)
+  )
+
+/**
+ * Whether the process that recorded a row (`pid` on `host`) is gone: no pid recorded (older
+ * distillery held the store open while it ran), or a pid of this host that is dead. A process on
+ * another host cannot be checked: it counts as running.
+ */
+const isGone = (pid: unknown, host: unknown): boolean =>
+  pid === null || pid === undefined || (host === hostname() && !isProcessAlive(Number(pid)))
+
 // ---------------------------------------------------------------------------------------------------
 // Targets
 
@@ -237,16 +253,22 @@ export const run = Effect.fn("ReadModel.run")(function*(runId: string) {
   return Option.fromNullable(runRecords(r)[0])
 })
 
-/** Runs whose status is still `running`: being run now, or left so by a process that was killed. */
+/** Runs whose status is still `running` though their process is gone: left so by a process that was killed. */
 export const runsLeftRunning = Effect.fn("ReadModel.runsLeftRunning")(function*() {
-  return runRecords(yield* query(`SELECT ${RUN_COLUMNS} FROM runs WHERE status = 'running' ORDER BY started_at, run_id`))
+  const tracked = yield* hasColumn("runs", "pid")
+  const r = yield* query(
+    `SELECT ${RUN_COLUMNS}${tracked ? ", pid, host" : ""} FROM runs WHERE status = 'running' ORDER BY started_at, run_id`
+  )
+  const gone = new Set(r.rows.filter((row) => !tracked || isGone(row[10], row[11])).map((row) => text(row[0])))
+  return runRecords(r).filter((run) => gone.has(run.runId))
 })
 
-/** Sweeps whose status is still `running`; none when the store has no sweeps table. */
+/** Sweeps still `running` though their process is gone; none when the store has no sweeps table. */
 export const sweepsLeftRunning = Effect.fn("ReadModel.sweepsLeftRunning")(function*() {
   if (!(yield* hasTable("sweeps"))) return [] as ReadonlyArray<string>
-  const r = yield* query("SELECT sweep_id FROM sweeps WHERE status = 'running' ORDER BY started_at, sweep_id")
-  return r.rows.map((row) => text(row[0])) as ReadonlyArray<string>
+  const tracked = yield* hasColumn("sweeps", "pid")
+  const r = yield* query(`SELECT sweep_id${tracked ? ", pid, host" : ""} FROM sweeps WHERE status = 'running' ORDER BY started_at, sweep_id`)
+  return r.rows.filter((row) => !tracked || isGone(row[1], row[2])).map((row) => text(row[0])) as ReadonlyArray<string>
 })
 
 /** The runs of a sweep's trials, by trial. */

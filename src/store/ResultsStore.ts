@@ -14,13 +14,13 @@
  *
  * This module is the service, its errors and its row types; DuckDbStore.ts is the implementation,
  * imported when a layer is built, so that verbs that never open the store never load DuckDB.
- * The DuckDB instance and connection are acquired in the layer's scope and closed with it
- * (Effect-TS/effect `packages/sql-sqlite-node/src/SqliteClient.ts`); every use of the connection holds
- * a one-permit semaphore, so statements and appenders never interleave. Timestamps come from `Clock`
- * and are stored as UTC `TIMESTAMP`s. DuckDB lets one process open a file for writing; another process
- * gets a `ResultsStoreLockedError` naming the holder's pid.
+ * Several processes share one store: every operation opens the file, runs in one transaction and closes
+ * it, waiting (bounded) while another process holds it; see DuckDbStore.ts for the design and why.
+ * The in-memory store keeps one connection for the layer's life. In a process the operations on a file
+ * take turns, so statements and appenders never interleave. Timestamps come from `Clock` and are stored
+ * as UTC `TIMESTAMP`s.
  */
-import type { Option } from "effect"
+import type { Duration, Option } from "effect"
 import { Context, Effect, Layer, Schema } from "effect"
 import type { CacheKey, RunId } from "../domain/Ids.js"
 import type { ExampleRow, GenerationRow, MetricRow } from "../domain/Results.js"
@@ -42,7 +42,7 @@ export class ResultsStoreError extends Schema.TaggedError<ResultsStoreError>()("
   cause: Schema.optional(Schema.Defect)
 }) {}
 
-/** The database file is held by another process (or already open in this one). */
+/** The database file stayed locked by another process for longer than the store waits. */
 export class ResultsStoreLockedError extends Schema.TaggedError<ResultsStoreLockedError>()("ResultsStoreLockedError", {
   path: Schema.String,
   /** The holder's pid, when DuckDB reports it. */
@@ -137,53 +137,65 @@ export interface QueryResult {
   readonly rows: ReadonlyArray<ReadonlyArray<unknown>>
 }
 
+/** What a node recorded while computing its result, written with its `nodes` row in one transaction. */
+export interface RecordedRows {
+  readonly metrics: ReadonlyArray<MetricRow>
+  readonly examples: ReadonlyArray<ExampleRow>
+  readonly generations: ReadonlyArray<GenerationRow>
+}
+
 export type QueryParams = ReadonlyArray<unknown> | Readonly<Record<string, unknown>>
 
 export interface ResultsStoreService {
   /** The database file, or ":memory:". */
   readonly path: string
   readonly readOnly: boolean
-  readonly startRun: (run: StartRun) => Effect.Effect<void, ResultsStoreError>
+  readonly startRun: (run: StartRun) => Effect.Effect<void, ResultsStoreError | ResultsStoreLockedError>
   readonly finishRun: (
     runId: RunId,
     status: Exclude<RunStatus, "running">,
     error?: string
-  ) => Effect.Effect<void, ResultsStoreError>
-  readonly recordNode: (node: RecordNode) => Effect.Effect<void, ResultsStoreError>
+  ) => Effect.Effect<void, ResultsStoreError | ResultsStoreLockedError>
+  readonly recordNode: (node: RecordNode) => Effect.Effect<void, ResultsStoreError | ResultsStoreLockedError>
+  /**
+   * Records `node` with its metrics, example rows and samples in one transaction: a reader sees all of
+   * them or none, and a process killed while writing leaves none.
+   */
+  readonly recordResult: (node: RecordNode, rows: RecordedRows) => Effect.Effect<void, ResultsStoreError | ResultsStoreLockedError>
   /**
    * Records `node`, a cache hit, from the earliest earlier record of its cache key: that record's info
    * and metrics are copied, and its example rows are shared (they are stored per key). False, writing
    * nothing, when the key was never recorded: then record it from the artifact.
    */
-  readonly recordCachedNode: (node: RecordNode) => Effect.Effect<boolean, ResultsStoreError>
+  readonly recordCachedNode: (node: RecordNode) => Effect.Effect<boolean, ResultsStoreError | ResultsStoreLockedError>
   readonly recordMetrics: (
     runId: RunId,
     nodeId: string,
     cacheKey: CacheKey,
     rows: ReadonlyArray<MetricRow>
-  ) => Effect.Effect<void, ResultsStoreError>
+  ) => Effect.Effect<void, ResultsStoreError | ResultsStoreLockedError>
   /**
    * The per-example rows of the result `cacheKey`, stored once: a later call for the same key (a cache
    * hit) adds nothing. The `examples` view shows them for every run whose `nodes` row has the key.
    */
-  readonly recordExamples: (cacheKey: CacheKey, rows: ReadonlyArray<ExampleRow>) => Effect.Effect<void, ResultsStoreError>
+  readonly recordExamples: (cacheKey: CacheKey, rows: ReadonlyArray<ExampleRow>) => Effect.Effect<void, ResultsStoreError | ResultsStoreLockedError>
   /** A language model's samples of the result `cacheKey`, stored once as example rows are; the `generations` view. */
-  readonly recordGenerations: (cacheKey: CacheKey, rows: ReadonlyArray<GenerationRow>) => Effect.Effect<void, ResultsStoreError>
+  readonly recordGenerations: (cacheKey: CacheKey, rows: ReadonlyArray<GenerationRow>) => Effect.Effect<void, ResultsStoreError | ResultsStoreLockedError>
   /** Runs SQL (`$1`/`?` positional or `$name` params) and reads the whole result. */
-  readonly query: (sql: string, params?: QueryParams) => Effect.Effect<QueryResult, QueryError>
+  readonly query: (sql: string, params?: QueryParams) => Effect.Effect<QueryResult, QueryError | ResultsStoreError | ResultsStoreLockedError>
   /** The newest `nodes` row for `nodeId` in runs of `pipeline`. */
   readonly lastNodeRecord: (
     nodeId: string,
     pipeline: string
-  ) => Effect.Effect<Option.Option<NodeRecord>, ResultsStoreError>
+  ) => Effect.Effect<Option.Option<NodeRecord>, ResultsStoreError | ResultsStoreLockedError>
   /** Records a sweep (status running) with every trial and its params, before any trial runs. */
-  readonly startSweep: (sweep: StartSweep) => Effect.Effect<void, ResultsStoreError>
-  readonly finishSweep: (sweepId: string, status: Exclude<SweepStatus, "running">) => Effect.Effect<void, ResultsStoreError>
+  readonly startSweep: (sweep: StartSweep) => Effect.Effect<void, ResultsStoreError | ResultsStoreLockedError>
+  readonly finishSweep: (sweepId: string, status: Exclude<SweepStatus, "running">) => Effect.Effect<void, ResultsStoreError | ResultsStoreLockedError>
   /**
    * Regenerates the `trials` and `summary` views with a column per swept param and per
    * `<node>.<metric>` found in the store (the union over all sweeps).
    */
-  readonly refreshViews: () => Effect.Effect<void, ResultsStoreError>
+  readonly refreshViews: () => Effect.Effect<void, ResultsStoreError | ResultsStoreLockedError>
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -199,13 +211,18 @@ const loadImplementation = Effect.promise(() => import("./DuckDbStore.js"))
 export class ResultsStore extends Context.Tag("distillery/ResultsStore")<ResultsStore, ResultsStoreService>() {
   /**
    * The store in the DuckDB file at `file` (created with its directory if missing). `readOnly` opens an
-   * existing file for queries only, without creating or migrating anything.
+   * existing file for queries only, without creating or migrating anything. `lockTimeout` (default 2
+   * minutes) is how long an operation waits while another process holds the file.
    */
   static readonly layer = (
     file: string,
-    options?: { readonly readOnly?: boolean }
+    options?: { readonly readOnly?: boolean; readonly lockTimeout?: Duration.DurationInput }
   ): Layer.Layer<ResultsStore, ResultsStoreError | ResultsStoreLockedError> =>
-    Layer.scoped(ResultsStore, Effect.flatMap(loadImplementation, (m) => m.make({ path: file, readOnly: options?.readOnly ?? false })))
+    Layer.scoped(
+      ResultsStore,
+      Effect.flatMap(loadImplementation, (m) =>
+        m.make({ path: file, readOnly: options?.readOnly ?? false, lockTimeout: options?.lockTimeout }))
+    )
 
   /** An empty in-memory store, gone when the layer is released. */
   static readonly layerMemory: Layer.Layer<ResultsStore, ResultsStoreError> = Layer.scoped(

@@ -46,7 +46,10 @@ export const SWEEP_DDL: ReadonlyArray<string> = [
     value JSON
   )`,
   // Added after the first layout: the seed is part of a node's cache key, and `explain` diffs it.
-  `ALTER TABLE nodes ADD COLUMN IF NOT EXISTS seed INTEGER`
+  `ALTER TABLE nodes ADD COLUMN IF NOT EXISTS seed INTEGER`,
+  // Layout 4: the process that runs the sweep, so that `verify` tells a sweep running from one left running.
+  `ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS pid INTEGER`,
+  `ALTER TABLE sweeps ADD COLUMN IF NOT EXISTS host VARCHAR`
 ]
 
 /** A SQL string literal. */

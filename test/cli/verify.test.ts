@@ -5,6 +5,7 @@
  * and a `run` recomputes exactly the damaged nodes and ends with the same metrics. In-process: bytes
  * that hash right but do not decode, and corrupt bytes no key names.
  */
+import { spawnSync } from "node:child_process"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, Option } from "effect"
 import { existsSync, mkdtempSync, readdirSync, readFileSync, truncateSync, unlinkSync, writeFileSync } from "node:fs"
@@ -68,7 +69,10 @@ describe("distillery verify", () => {
     writeFileSync(join(store, "keys", `${evalScratch.key}.json`), "{\"key\": \"")
     await Effect.runPromise(
       Effect.flatMap(ResultsStore, (results) =>
-        results.startRun({ runId: STALE_RUN, pipeline: "two-moons-kd", pipelinePath: "pipelines/two-moons-kd.yaml", backend: "cpu" })
+        results.startRun({ runId: STALE_RUN, pipeline: "two-moons-kd", pipelinePath: "pipelines/two-moons-kd.yaml", backend: "cpu" }).pipe(
+          // Left running by a process that is gone (this one is alive).
+          Effect.zipRight(results.query("UPDATE runs SET pid = $1 WHERE run_id = $2", [spawnSync(process.execPath, ["-e", "0"]).pid!, STALE_RUN]))
+        )
       ).pipe(Effect.provide(ResultsStore.layer(join(store, "results.duckdb"))))
     )
 

@@ -287,3 +287,74 @@ nodes:
     }).pipe(Effect.provide(TestLayer))
   )
 })
+
+describe("Executor on a shared file store", () => {
+  const tempDir = (prefix: string) =>
+    Effect.acquireRelease(
+      Effect.sync(() => fs.mkdtempSync(path.join(os.tmpdir(), prefix))),
+      (dir) => Effect.sync(() => fs.rmSync(dir, { recursive: true, force: true }))
+    )
+
+  /** An executor over the store in `dir`, with its own in-process dedupe, as another process would have. */
+  const executorOn = (dir: string, options?: Parameters<typeof ArtifactStore.layerFileSystem>[1]) =>
+    Executor.layer.pipe(
+      Layer.provideMerge(
+        Layer.mergeAll(
+          ArtifactStore.layerFileSystem(dir, options),
+          ResultsStore.layer(path.join(dir, "results.duckdb")),
+          TfBackend.layer("cpu"),
+          Reporter.layerSilent
+        )
+      )
+    )
+
+  it.live("two executors on one store compute each node once: the second waits on the claim, then reads a cache hit", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const dir = yield* tempDir("distillery-claimed-")
+      executions.length = 0
+      const runOn = (layer: Layer.Layer<Executor, unknown>) =>
+        Effect.flatMap(Executor, (e) => e.run(chain(4))).pipe(Effect.provide(layer))
+      const [a, b] = yield* Effect.all([runOn(executorOn(dir)), runOn(executorOn(dir))], { concurrency: 2 })
+      assert.sameMembers([...executions].sort(), ["one", "sum", "twice", "two"])
+      const statusesOf = (r: typeof a) => r.nodes.map((n) => n.status)
+      assert.strictEqual([...statusesOf(a), ...statusesOf(b)].filter((s) => s === "executed").length, 4)
+      assert.deepStrictEqual(fs.readdirSync(path.join(dir, "claims")), [])
+    }))
+  )
+
+  it.live("a full disk (ENOSPC) fails the node with a clear error, leaves the store consistent, and the next run resumes", () =>
+    Effect.scoped(Effect.gen(function* () {
+      const dir = yield* tempDir("distillery-enospc-")
+      // The third artifact written (sum's: one and two come first) finds the disk full halfway through.
+      let artifactWrites = 0
+      let full = true
+      const layer = executorOn(dir, {
+        writeData: async (handle, data, target) => {
+          if (full && target.includes(`${path.sep}artifacts${path.sep}`) && ++artifactWrites === 3) {
+            await handle.writeFile(typeof data === "string" ? data.slice(0, 10) : data.subarray(0, data.byteLength >> 1))
+            throw Object.assign(new Error("ENOSPC: no space left on device, write"), { code: "ENOSPC" })
+          }
+          await handle.writeFile(data)
+        }
+      })
+      executions.length = 0
+      const failed = yield* Effect.flip(Effect.flatMap(Executor, (e) => e.run(chain(5))).pipe(Effect.provide(layer)))
+      assert.strictEqual(failed._tag, "RunFailedError")
+      assert.match(failed.message, /node 'sum': could not store the result: no space left on the device holding .*artifacts/)
+      assert.match(failed.message, /free some space/)
+      // Consistent: no temp file left, every key names bytes that are there.
+      const artifacts = yield* Effect.provide(ArtifactStore, ArtifactStore.layerFileSystem(dir))
+      assert.deepStrictEqual(yield* artifacts.tempFiles(), [])
+      const keys = yield* artifacts.keys()
+      assert.strictEqual(keys.length, 2)
+      for (const k of keys) assert.isTrue(yield* artifacts.has(k.key))
+      full = false
+      executions.length = 0
+      const resumed = yield* Effect.flatMap(Executor, (e) => e.run(chain(5))).pipe(Effect.provide(layer))
+      assert.deepStrictEqual(
+        Object.fromEntries(resumed.nodes.map((n) => [n.id, n.status])),
+        { one: "cached", two: "cached", sum: "executed", twice: "executed" }
+      )
+    }))
+  )
+})

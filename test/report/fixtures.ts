@@ -137,7 +137,8 @@ export const recordFakeSweep = (options: { readonly baseline?: string | null } =
     const store = yield* ResultsStore
     yield* createSweepTables
     yield* store.query(
-      `INSERT INTO sweeps VALUES ($1, 'fake-kd', 'sweeps/fake.yaml', TIMESTAMP '2026-01-01 10:00:00',
+      `INSERT INTO sweeps (sweep_id, pipeline, pipeline_path, started_at, ended_at, status, trials, params, baseline)
+       VALUES ($1, 'fake-kd', 'sweeps/fake.yaml', TIMESTAMP '2026-01-01 10:00:00',
        TIMESTAMP '2026-01-01 10:05:00', 'succeeded', 24, $2::JSON, $3)`,
       [SWEEP_ID, JSON.stringify(PARAMS), options.baseline ?? null]
     )

@@ -2,6 +2,7 @@
  * The read model against a real (in-memory) results store, filled through the ResultsStore API as runs
  * and sweeps fill it: one target rule, and the records every verb and the report read.
  */
+import { spawnSync } from "node:child_process"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Exit, Option, TestClock } from "effect"
 import type { CacheKey, RunId } from "../../src/domain/Ids.js"
@@ -163,8 +164,14 @@ describe("ReadModel for verify", () => {
         ["eval", key("er2"), ["r2"]],
         ["train", key("t"), ["r1", "r2"]]
       ])
+      // r3 is running in this process: only once its process is gone was it left running.
+      assert.deepStrictEqual(yield* ReadModel.runsLeftRunning(), [])
+      const dead = spawnSync(process.execPath, ["-e", "0"]).pid!
+      yield* store.query("UPDATE runs SET pid = $1 WHERE run_id = 'r3'", [dead])
       assert.deepStrictEqual((yield* ReadModel.runsLeftRunning()).map((r) => r.runId), ["r3"])
       yield* startFakeSweep("sweep-z", "train.params.temperature", [1], 1)
+      assert.deepStrictEqual(yield* ReadModel.sweepsLeftRunning(), [])
+      yield* store.query("UPDATE sweeps SET pid = $1 WHERE sweep_id = 'sweep-z'", [dead])
       assert.deepStrictEqual(yield* ReadModel.sweepsLeftRunning(), ["sweep-z"])
     }).pipe(Effect.provide(ResultsStore.layerMemory)))
 })
