@@ -236,7 +236,7 @@ const readResult = (reader: DuckDBResultReader): QueryResult => {
  * operations: every write opens it read-write, writes in one transaction (a node's row with its metrics,
  * example rows and samples; a sweep with all its trials), and closes it; every read by a reading verb
  * opens it read-only for its query and closes it. A process that finds the file locked (DuckDB's "Could not set lock")
- * retries with a jittered exponential backoff (10 ms growing to 250 ms) for up to `lockTimeout`
+ * retries with a jittered exponential backoff (10 ms growing to 100 ms) for up to `lockTimeout`
  * (default 2 minutes), then fails with a `ResultsStoreLockedError` naming the holder's pid. A write
  * holds the file for about 0.1 s (open, one transaction, checkpoint on close), so runs and
  * sweeps on one store interleave their writes, and `query`, `show`, `report` and `export` read between
@@ -342,7 +342,7 @@ const connectionPerOperation = (file: string, readOnly: boolean, lockTimeout: Du
   })
   const close = (instance: DuckDBInstance) => Effect.sync(() => instance.closeSync())
   const retry = Schedule.exponential("10 millis", 1.5).pipe(
-    Schedule.union(Schedule.spaced("250 millis")),
+    Schedule.union(Schedule.spaced("100 millis")),
     Schedule.jittered,
     Schedule.upTo(lockTimeout)
   )
