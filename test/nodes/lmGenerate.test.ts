@@ -19,7 +19,7 @@ import { Reporter } from "../../src/dag/Reporter.js"
 import type { Generations, LanguageModel, TextCorpus } from "../../src/domain/Artifact.js"
 import { builtinRegistry } from "../../src/nodes/builtins.js"
 import { LmEvaluateKind } from "../../src/nodes/lm/evaluate.js"
-import { LmGenerateKind } from "../../src/nodes/lm/generate.js"
+import { LmGenerateKind, LmScoreKind } from "../../src/nodes/lm/generate.js"
 import { loadPipelineFile } from "../../src/pipeline/Yaml.js"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
 import { runKind } from "../fixtures/context.js"
@@ -184,6 +184,43 @@ describe("lm_generate", () => {
     await generateWith({ unconditional: true }, { model: student, corpus }).then(
       () => assert.fail("expected a refusal"),
       (e: Error) => assert.match(e.message, /give exactly one of/)
+    )
+  })
+})
+
+describe("lm_score on a corpus", () => {
+  it("scores a split's documents after their first promptTokens, dense when scoreTopK is the vocabulary; one source only", async () => {
+    const { encode } = await import("../../src/tokenizer/Tokenizer.js")
+    const V = student.tokenizer.vocabSize
+    const scored = await runKind<{ readonly generations: Generations }>(
+      LmScoreKind,
+      { split: "train", limit: 2, promptTokens: 4, scoreTopK: V },
+      { model: student, corpus },
+      { nodeId: "score", inputNodes: { model: "student", corpus: "brown" } }
+    )
+    const g = scored.outputs.generations
+    const context = (student.spec as { context: number }).context
+    assert.strictEqual(g.source, "brown:train")
+    assert.deepStrictEqual(g.promptIds, Array.from(corpus.splits.train.slice(0, 2), (d) => corpus.ids[d]!))
+    g.promptIds.forEach((_, r) => {
+      const doc = encode(student.tokenizer, corpus.texts[corpus.splits.train[r]!]!)
+      // The prompt is the first 4 tokens, the scored text the rest of the document up to the context.
+      assert.deepStrictEqual(Array.from(g.promptTokens.subarray(g.promptOffsets[r]!, g.promptOffsets[r + 1]!)), doc.slice(0, 4))
+      assert.deepStrictEqual(rowTokens(g, r), doc.slice(4, context))
+    })
+    // k = V: the tail is empty and each position's probabilities sum to 1 (the dense distribution).
+    assert.strictEqual(g.scores!.k, V)
+    for (let p = 0; p < 3; p++) {
+      assert.strictEqual(g.scores!.tailLogProb[p], -Infinity)
+      let total = 0
+      for (let j = 0; j < V; j++) total += Math.exp(g.scores!.logProbs[p * V + j]!)
+      assert.closeTo(total, 1, 1e-4)
+    }
+    assert.strictEqual(scored.recorded.generations.length, 2)
+
+    await runKind(LmScoreKind, {}, { model: student }).then(
+      () => assert.fail("expected a refusal"),
+      (e: Error) => assert.match(e.message, /wire exactly one of input 'samples' \(a Generations node\) and input 'corpus'/)
     )
   })
 })

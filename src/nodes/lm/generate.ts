@@ -378,24 +378,107 @@ export const LmGenerateKind = defineKind({
     }).pipe(Effect.withSpan("lm_generate.run", { attributes: { node: ctx.nodeId } }))
 })
 
-export const LmScoreParams = Schema.Struct({ scoreTopK, batchSize }).annotations({ identifier: "LmScoreParams" })
+export const LmScoreParams = Schema.Struct({
+  scoreTopK,
+  batchSize,
+  split: Schema.optionalWith(SplitParam, { default: () => "train" as const }).annotations({
+    description: "With input 'corpus': the split whose documents are scored"
+  }),
+  limit: Schema.optional(PositiveInt).annotations({ description: "With input 'corpus': at most this many documents, the first in order; absent: all" }),
+  promptTokens: Schema.optionalWith(PositiveInt, { default: () => 1 }).annotations({
+    description:
+      "With input 'corpus', for plain-text documents: the first this many tokens are the prompt (not scored), the rest of the document up to the model's context is scored; records keep their prompt and completion"
+  })
+}).annotations({ identifier: "LmScoreParams" })
+
+/**
+ * The documents of a corpus split as Generations rows to score teacher-forced: a record's prompt and
+ * completion, or a plain document's first `promptTokens` tokens and the rest, cut to `context` tokens in
+ * all (the prompt keeps at least one token). `generator` names the corpus; no sampler was involved.
+ */
+export const corpusRows = (
+  corpus: TextCorpus,
+  tokenizer: Tokenizer,
+  split: "train" | "validation" | "test",
+  o: { readonly promptTokens: number; readonly context: number; readonly limit?: number },
+  codec: { readonly encode: (t: Tokenizer, s: string) => ReadonlyArray<number>; readonly decode: (t: Tokenizer, ids: ReadonlyArray<number>) => string }
+): Generations => {
+  const docs = Array.from(corpus.splits[split]).slice(0, o.limit ?? Infinity)
+  const rows = docs.flatMap((d) => {
+    const record = corpus.prompts !== undefined && corpus.completions !== undefined
+    const prompt = record ? codec.encode(tokenizer, corpus.prompts![d]!) : codec.encode(tokenizer, corpus.texts[d]!).slice(0, o.promptTokens)
+    const rest = record ? codec.encode(tokenizer, corpus.completions![d]!) : codec.encode(tokenizer, corpus.texts[d]!).slice(o.promptTokens)
+    const head = prompt.slice(Math.max(0, prompt.length - (o.context - 1)))
+    const body = rest.slice(0, o.context - head.length)
+    return head.length === 0 || body.length === 0 ? [] : [{ id: corpus.ids[d]!, head, body, answer: corpus.answers?.[d] ?? null }]
+  })
+  const G = rows.length
+  const promptOffsets = new Int32Array(G + 1)
+  const offsets = new Int32Array(G + 1)
+  rows.forEach((r, g) => {
+    promptOffsets[g + 1] = promptOffsets[g]! + r.head.length
+    offsets[g + 1] = offsets[g]! + r.body.length
+  })
+  const promptTokens = new Int32Array(promptOffsets[G]!)
+  const tokens = new Int32Array(offsets[G]!)
+  rows.forEach((r, g) => {
+    promptTokens.set(r.head, promptOffsets[g]!)
+    tokens.set(r.body, offsets[g]!)
+  })
+  return {
+    _tag: "Generations",
+    tokenizer,
+    generator: corpus.name,
+    source: `${corpus.name}:${split}`,
+    promptIds: rows.map((r) => r.id),
+    sample: new Int32Array(G),
+    seeds: new Int32Array(G),
+    prompts: rows.map((r) => codec.decode(tokenizer, r.head)),
+    texts: rows.map((r) => codec.decode(tokenizer, r.body)),
+    promptTokens,
+    promptOffsets,
+    tokens,
+    offsets,
+    finishReasons: rows.map(() => "length" as const),
+    meanLogProb: new Float32Array(G).fill(NaN),
+    ...(rows.some((r) => r.answer !== null) ? { answers: rows.map((r) => r.answer) } : {}),
+    settings: { scored: "the corpus's own text, teacher-forced", promptTokens: o.promptTokens, context: o.context },
+    tokensPerSecond: 0
+  }
+}
 
 export const LmScoreKind = defineKind({
   kind: "lm_score",
   version: 1,
   heavy: true,
   description:
-    "Scores another model's samples teacher-forced: the same Generations with this model's top-k + tail log-probs and token log-prob at every generated position",
+    "Scores sequences teacher-forced: another model's samples (the same Generations with this model's top-k + tail log-probs and token log-prob at every generated position), or a corpus split's documents (as Generations rows: prompt, then the scored text); scoreTopK = the vocabulary size keeps the dense distribution",
   params: LmScoreParams,
   inputs: {
     model: { type: "LanguageModel", description: "the scoring model (same tokenizer as the samples)" },
-    samples: { type: "Generations", description: "the samples scored, e.g. an lm_generate node's" }
+    samples: { type: "Generations", optional: true, description: "the samples scored, e.g. an lm_generate node's" },
+    corpus: { type: "TextCorpus", optional: true, description: "or the documents of a split of this corpus (param 'split'), e.g. to distil from stored scores on the data itself" }
   },
   outputs: { generations: "Generations" },
   run: (ctx) =>
     Effect.gen(function* () {
       const lm: LanguageModel = ctx.inputs.model
-      const samples: Generations = ctx.inputs.samples
+      const given: Generations | undefined = ctx.inputs.samples
+      const corpus: TextCorpus | undefined = ctx.inputs.corpus
+      if ((given === undefined) === (corpus === undefined)) {
+        return yield* fail(ctx, "wire exactly one of input 'samples' (a Generations node) and input 'corpus' (a TextCorpus node, scored by split)")
+      }
+      let samples: Generations
+      if (given !== undefined) samples = given
+      else {
+        const { decode, encode } = yield* onRun(() => import("../../tokenizer/Tokenizer.js"))
+        const { context } = decodeTransformerSpec(lm.spec)
+        const p = ctx.params
+        samples = corpusRows(corpus!, lm.tokenizer, p.split, { promptTokens: p.promptTokens, context, ...(p.limit !== undefined ? { limit: p.limit } : {}) }, { encode, decode })
+        if (samples.promptIds.length === 0) {
+          return yield* fail(ctx, `the ${p.split} split of corpus '${corpus!.name}' has no document of more than promptTokens ${p.promptTokens} tokens to score`)
+        }
+      }
       const mismatch = tokenizerMismatch("the samples", samples.tokenizer, lm.tokenizer)
       if (mismatch !== undefined) return yield* fail(ctx, mismatch)
       const generations = yield* rescore(lm, ctx.inputNodes.model ?? ctx.nodeId, samples, ctx.params.scoreTopK, ctx.params.batchSize).pipe(
