@@ -22,10 +22,15 @@ export const serve = Command.make(
   {
     run: Args.text({ name: "run" }).pipe(Args.withDescription("a run id (or a unique prefix); `last` for the newest")),
     node: Args.text({ name: "node" }).pipe(Args.withDescription("the node whose language model to serve (an lm_train node)")),
-    port: Options.integer("port").pipe(Options.withDescription("the port to listen on (0: any free port)"), Options.withDefault(8080)),
+    port: Options.integer("port").pipe(
+      Options.withSchema(Schema.Int.pipe(Schema.between(0, 65535, { message: () => "--port takes 0 (any free port) to 65535" }))),
+      Options.withDescription("the port to listen on (0: any free port)"),
+      Options.withDefault(8080)
+    ),
     host: Options.text("host").pipe(Options.withDescription("the address to listen on (0.0.0.0: every interface)"), Options.withDefault("127.0.0.1")),
     concurrency: Options.integer("concurrency").pipe(
-      Options.withDescription("requests that generate at once; the others queue"),
+      Options.withSchema(Schema.Int.pipe(Schema.positive({ message: () => "--concurrency takes a whole number of at least 1" }))),
+      Options.withDescription("requests that generate at once (at least 1); the others queue"),
       Options.withDefault(1)
     ),
     store: storeOption,

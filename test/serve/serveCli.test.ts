@@ -65,4 +65,13 @@ describe("distillery serve", () => {
     assert.strictEqual(r.code, 2)
     assert.include(r.stderr, "its nodes are: 'brown', 'bytes' or 'lm'")
   })
+
+  it("refuses a concurrency below 1 and a port outside 0-65535 before it loads anything", async () => {
+    const zero = await cli("serve", "serve-run", "lm", "--concurrency", "0", "--store", store)
+    assert.strictEqual(zero.code, 2)
+    assert.include(zero.stderr, "--concurrency takes a whole number of at least 1")
+    const port = await cli("serve", "serve-run", "lm", "--port", "70000", "--store", store)
+    assert.strictEqual(port.code, 2)
+    assert.include(port.stderr, "--port takes 0 (any free port) to 65535")
+  })
 })
