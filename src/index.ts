@@ -41,6 +41,7 @@ export { LmGenerateKind, LmGenerateParams, LmScoreKind, LmScoreParams } from "./
 export { LmTrainKind, LmTrainParams } from "./nodes/lm/train.js"
 export { LmFilterKind, LmFilterParams, sftCorpus } from "./nodes/lm/filter.js"
 export { HttpTeacherKind, HttpTeacherParams } from "./nodes/lm/teacher.js"
+export { GgufTeacherKind, GgufTeacherParams } from "./nodes/lm/gguf.js"
 export { decode, encode, load as loadTokenizer, save as saveTokenizer } from "./tokenizer/Tokenizer.js"
 export { bytesTokenizer } from "./tokenizer/Bytes.js"
 export { trainBpe } from "./tokenizer/Bpe.js"

@@ -251,6 +251,42 @@ export interface TeacherEndpoint {
   readonly responses?: string
 }
 
+/**
+ * A GGUF model file that samples and scores a teacher in-process through llama.cpp
+ * (teachers/GgufTeacher.ts): the file as it was when described (absolute path, size, mtime, sha256),
+ * how to run it, and its vocabulary as a Distillery tokenizer when Distillery can represent it.
+ */
+export interface GgufTeacherFile {
+  readonly _tag: "GgufTeacherFile"
+  /** The file's absolute path. */
+  readonly path: string
+  readonly size: number
+  readonly mtimeMs: number
+  readonly sha256: string
+  /** `general.architecture`, e.g. "llama". */
+  readonly architecture: string
+  /** `general.name`, when the file has one. */
+  readonly name?: string
+  /** Tokens in the file's vocabulary (`tokenizer.ggml.tokens`). */
+  readonly vocabSize: number
+  /** The context the model was trained with (`<architecture>.context_length`; 0 when the file has none). */
+  readonly trainContext: number
+  /** Tokens one sequence (prompt + generated) may hold here. */
+  readonly contextSize: number
+  /** The KV cache's element type: f32 gives log-probs as exact as the weights allow. */
+  readonly kvCache: "f32" | "f16"
+  /** Threads llama.cpp evaluates with; absent: the machine's cores less one, at most 8. */
+  readonly threads?: number
+  /** The vocabulary as a Distillery tokenizer (byte-level or byte-level BPE in the order Distillery numbers them); absent: text only. */
+  readonly tokenizer?: Tokenizer
+  /** Why `tokenizer` is absent, or what it is, in words. */
+  readonly vocabulary: string
+  /** The end-of-sequence token's id in the file's vocabulary, when the file names one. */
+  readonly eos?: number
+  /** The beginning-of-sequence token's id, when the file names one and asks for it before a prompt. */
+  readonly bos?: number
+}
+
 export interface PortValues {
   readonly Dataset: Dataset
   readonly SoftLabels: SoftLabels
@@ -261,8 +297,8 @@ export interface PortValues {
   readonly Tokenizer: Tokenizer
   readonly LanguageModel: LanguageModel
   readonly Generations: Generations
-  /** Samples through the teacher interface: an endpoint, or a Distillery model. */
-  readonly Teacher: TeacherEndpoint | LanguageModel
+  /** Samples through the teacher interface: an endpoint, a GGUF file, or a Distillery model. */
+  readonly Teacher: TeacherEndpoint | GgufTeacherFile | LanguageModel
 }
 
 export type Artifact = PortValues[PortType]

@@ -15,6 +15,7 @@ import { LmEvaluateKind } from "./lm/evaluate.js"
 import { LmGenerateKind, LmScoreKind } from "./lm/generate.js"
 import { LmFilterKind } from "./lm/filter.js"
 import { HttpTeacherKind } from "./lm/teacher.js"
+import { GgufTeacherKind } from "./lm/gguf.js"
 import { GenerateKind } from "./generate.js"
 import { MutualKind } from "./mutual.js"
 import type { AnyNodeKind } from "./NodeKind.js"
@@ -41,7 +42,8 @@ export const builtinKinds: ReadonlyArray<AnyNodeKind> = [
   LmFilterKind,
   LmGenerateKind,
   LmScoreKind,
-  HttpTeacherKind
+  HttpTeacherKind,
+  GgufTeacherKind
 ]
 
 export const builtinRegistry: KindRegistry = Either.getOrThrow(register(emptyRegistry, "built-in", builtinKinds))

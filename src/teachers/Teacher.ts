@@ -1,8 +1,8 @@
 /**
  * The one teacher interface: `sample(prompts, settings)` and `score(sequences, ...)`, whatever the source.
  * A source is one implementation of `Teacher` (as one SQL client interface has a layer per database):
- * a Distillery LanguageModel (DistilleryTeacher.ts) and an OpenAI-compatible endpoint (HttpTeacher.ts).
- * A GGUF file read by llama.cpp will be a third `make` beside these, returning the same record.
+ * a Distillery LanguageModel (DistilleryTeacher.ts), an OpenAI-compatible endpoint (HttpTeacher.ts) and a
+ * GGUF file run in-process by llama.cpp (GgufTeacher.ts), each a `make` returning the same record.
  * Generation (nodes/lm/generate.ts) sees only this interface.
  */
 import type { Effect } from "effect"

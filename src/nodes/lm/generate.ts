@@ -7,6 +7,8 @@
  * (teachers/Teacher.ts): a LanguageModel, or an `http_teacher` endpoint, whose texts are tokenized with
  * the `tokenizer` input (the student's); such rows carry no scores, since the endpoint's vocabulary is
  * another, and a prompt that still failed after its retries is left out and recorded in the node's info.
+ * A `gguf_teacher` file is sampled in-process: with the student's vocabulary its rows carry tokens and
+ * the file's own top-k + tail scores, else its texts are tokenized like an endpoint's.
  * With a `teacher` of the same tokenizer, every generated position
  * is scored by it (top-k + tail log-probs, generation/Score.ts). `lm_score` scores a Generations
  * artifact again with another model, teacher-forced. Both record every row in the results store
@@ -15,15 +17,15 @@
 import { Effect, Schema } from "effect"
 import { readFileSync } from "node:fs"
 import { resolveDataPath } from "../../data/files.js"
-import type { Generations, LanguageModel, TeacherEndpoint, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
+import type { Generations, GgufTeacherFile, LanguageModel, TeacherEndpoint, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
 import { deriveSeed } from "../../domain/Random.js"
 import { decodeTransformerSpec } from "../../models/TransformerSpec.js"
 import { fileFingerprint } from "../dataset.js"
 import { SplitParam } from "../generate.js"
 import type { GenerationRow } from "../NodeKind.js"
 import { defineKind, onRun } from "../NodeKind.js"
-import type { SampleOutcome, TeacherSample } from "../../teachers/Teacher.js"
-import { fail, PositiveInt, tokenizerMismatch } from "./common.js"
+import type { PositionScores, SampleOutcome, TeacherSample } from "../../teachers/Teacher.js"
+import { fail, PositiveInt, sameTokenizer, tokenizerMismatch } from "./common.js"
 
 const Probability = Schema.Number.pipe(Schema.between(0, 1))
 
@@ -162,6 +164,23 @@ const rescore = (lm: LanguageModel, scorer: string, g: Generations, topK: number
     return { ...g, scores: { scorer, k, indices, logProbs, tailLogProb, tokenLogProb } } satisfies Generations
   })
 
+/** Per-row top-k + tail scores (one k) laid end to end, in row order. */
+const concatTop = (tops: ReadonlyArray<PositionScores>) => {
+  const join = <A extends Float32Array | Int32Array>(make: new (n: number) => A, parts: ReadonlyArray<A>): A => {
+    const out = new make(parts.reduce((n, p) => n + p.length, 0))
+    let at = 0
+    for (const p of parts) (out.set(p, at), (at += p.length))
+    return out
+  }
+  return {
+    k: tops[0]?.k ?? 0,
+    indices: join(Int32Array, tops.map((t) => t.indices!)),
+    logProbs: join(Float32Array, tops.map((t) => t.logProbs)),
+    tailLogProb: join(Float32Array, tops.map((t) => t.tailLogProb)),
+    tokenLogProb: join(Float32Array, tops.map((t) => t.tokenLogProb))
+  }
+}
+
 /** An http_teacher's endpoint as a teacher, its key read from the environment variable the endpoint names. */
 const httpSource = (ctx: { readonly nodeId: string; readonly kind: string }, endpoint: TeacherEndpoint) =>
   Effect.gen(function* () {
@@ -182,8 +201,8 @@ export const LmGenerateKind = defineKind({
     "Samples a language model (temperature, top-k, top-p, min-p, stop strings, n per prompt; seeded per row) from a corpus split's prompts, a prompt file or no prompt; a teacher scores every generated position (top-k + tail log-probs)",
   params: LmGenerateParams,
   inputs: {
-    model: { type: "Teacher", description: "the model sampled: a LanguageModel, or an http_teacher endpoint" },
-    tokenizer: { type: "Tokenizer", optional: true, description: "the student's tokenizer: needed with an http_teacher, whose texts it tokenizes" },
+    model: { type: "Teacher", description: "the model sampled: a LanguageModel, an http_teacher endpoint or a gguf_teacher file" },
+    tokenizer: { type: "Tokenizer", optional: true, description: "the student's tokenizer: needed with an http_teacher or a gguf_teacher of another vocabulary, whose texts it tokenizes" },
     corpus: { type: "TextCorpus", optional: true, description: "prompts from a split: records' prompts, or documents' first promptTokens tokens" },
     teacher: { type: "LanguageModel", optional: true, description: "a scorer of the same tokenizer: its top-k + tail log-probs at every generated position" }
   },
@@ -192,8 +211,9 @@ export const LmGenerateKind = defineKind({
   run: (ctx) =>
     Effect.gen(function* () {
       const { params } = ctx
-      const model: LanguageModel | TeacherEndpoint = ctx.inputs.model
+      const model: LanguageModel | TeacherEndpoint | GgufTeacherFile = ctx.inputs.model
       const endpoint = model._tag === "TeacherEndpoint" ? model : undefined
+      const gguf = model._tag === "GgufTeacherFile" ? model : undefined
       const lm = model._tag === "LanguageModel" ? model : undefined
       const corpus: TextCorpus | undefined = ctx.inputs.corpus
       const teacher: LanguageModel | undefined = ctx.inputs.teacher
@@ -201,7 +221,13 @@ export const LmGenerateKind = defineKind({
       if (endpoint !== undefined && given === undefined) {
         return yield* fail(ctx, `input 'model' is an http_teacher ('${ctx.inputNodes.model}'): wire the student's Tokenizer node to input 'tokenizer', which turns the endpoint's texts into tokens`)
       }
-      const tokenizer: Tokenizer = lm?.tokenizer ?? given!
+      if (gguf !== undefined && given === undefined && gguf.tokenizer === undefined) {
+        return yield* fail(ctx, `input 'model' is a gguf_teacher ('${ctx.inputNodes.model}') whose vocabulary Distillery cannot represent (${gguf.vocabulary}): wire the student's Tokenizer node to input 'tokenizer', which turns its texts into tokens`)
+      }
+      const tokenizer: Tokenizer = lm?.tokenizer ?? given ?? gguf!.tokenizer!
+      // A GGUF of the student's vocabulary samples its tokens and scores them; another is text only.
+      const ggufTokens = gguf?.tokenizer !== undefined && sameTokenizer(gguf.tokenizer, tokenizer)
+      const textOnly = endpoint !== undefined || (gguf !== undefined && !ggufTokens)
       if (lm !== undefined && given !== undefined) {
         const differs = tokenizerMismatch("input 'tokenizer'", given, tokenizer)
         if (differs !== undefined) return yield* fail(ctx, differs)
@@ -254,27 +280,31 @@ export const LmGenerateKind = defineKind({
       if (prompts.length === 0) return yield* fail(ctx, `no prompts in ${source}: ${corpus !== undefined ? "the split has no non-empty documents" : "the file has no non-blank lines"}`)
       // A prompt longer than the context keeps its last tokens, leaving room for one new token.
       let truncated = 0
+      const context = spec?.context ?? (ggufTokens ? gguf!.contextSize : undefined)
       prompts = prompts.map((p) => {
-        if (spec === undefined || p.tokens.length < spec.context) return p
+        if (context === undefined || p.tokens.length < context) return p
         truncated++
-        return { ...p, tokens: p.tokens.slice(p.tokens.length - (spec.context - 1)) }
+        return { ...p, tokens: p.tokens.slice(p.tokens.length - (context - 1)) }
       })
       let rows = prompts.flatMap((p) => Array.from({ length: params.n }, (_, s) => ({ prompt: p, sample: s, seed: deriveSeed(ctx.seed, p.id, s) })))
 
       const sampler = endpoint !== undefined
         ? yield* httpSource(ctx, endpoint)
+        : gguf !== undefined
+        ? { teacher: (yield* onRun(() => import("../../teachers/GgufTeacher.js"))).make(gguf, ctx.inputNodes.model ?? "model"), stats: undefined }
         : { teacher: (yield* onRun(() => import("../../teachers/DistilleryTeacher.js"))).make(lm!, ctx.inputNodes.model ?? "model"), stats: undefined }
       const drawn = { temperature: params.temperature, topK: params.topK, topP: params.topP, minP: params.minP, maxNewTokens: params.maxNewTokens, stop: params.stop }
       const settings = {
         ...drawn,
-        // An endpoint's log-probs give each row's mean; a Distillery model's come with every sample.
-        topLogprobs: endpoint?.topLogprobs ?? 0,
+        // An endpoint's log-probs give each row's mean; a Distillery model's come with every sample; a
+        // GGUF of the student's vocabulary scores its own samples when no teacher input rescores them.
+        topLogprobs: endpoint?.topLogprobs ?? (ggufTokens && teacher === undefined ? params.scoreTopK : 0),
         batchSize: params.batchSize,
         onProgress: (done: number, total: number) => ctx.progress({ done, total, unit: "sample" })
       }
       const started = performance.now()
       const outcomes = yield* sampler.teacher
-        .sample(rows.map((r) => ({ id: r.prompt.id, text: r.prompt.text, tokens: r.prompt.tokens, seed: r.seed })), settings)
+        .sample(rows.map((r) => ({ id: r.prompt.id, text: r.prompt.text, ...(gguf === undefined || ggufTokens ? { tokens: r.prompt.tokens } : {}), seed: r.seed })), settings)
         .pipe(Effect.mapError((e) => fail(ctx, `sampling failed: ${e.message}`, e)))
       const seconds = (performance.now() - started) / 1000
       const failures = rows.flatMap((r, g) => {
@@ -338,7 +368,7 @@ export const LmGenerateKind = defineKind({
         sample: Int32Array.from(rows, (r) => r.sample),
         seeds: Int32Array.from(rows, (r) => r.seed),
         prompts: rows.map((r) => r.prompt.text),
-        texts: sampled.out.map((s) => (endpoint !== undefined ? s.text : decode(tokenizer, s.tokens))),
+        texts: sampled.out.map((s) => (textOnly ? s.text : decode(tokenizer, s.tokens))),
         promptTokens,
         promptOffsets,
         tokens,
@@ -348,6 +378,10 @@ export const LmGenerateKind = defineKind({
         ...(hasAnswers ? { answers: rows.map((r) => r.prompt.answer) } : {}),
         settings: { ...drawn, n: params.n, seed: ctx.seed },
         tokensPerSecond: sampled.seconds > 0 ? tokens.length / sampled.seconds : 0
+      }
+      if (gguf !== undefined && ggufTokens && teacher === undefined) {
+        generations = { ...generations, scores: { scorer: ctx.inputNodes.model ?? "model", ...concatTop(sampled.out.map((s) => s.top!)) } }
+        ctx.metric({ name: "teacher_nll", value: meanNll(generations.scores!.tokenLogProb) })
       }
       if (teacher !== undefined) {
         generations = yield* rescore(teacher, ctx.inputNodes.teacher ?? "teacher", generations, params.scoreTopK, params.batchSize).pipe(
@@ -371,6 +405,14 @@ export const LmGenerateKind = defineKind({
               sampledThrough: `${endpoint.baseUrl} (model ${endpoint.model}, ${endpoint.api})`,
               scores: "omitted: the endpoint's vocabulary is not the student's; texts are tokenized with input 'tokenizer', meanLogProb is over the endpoint's own tokens",
               failures
+            }
+          : {}),
+        ...(gguf !== undefined
+          ? {
+              sampledThrough: `${gguf.path} (sha256 ${gguf.sha256.slice(0, 12)}, kvCache ${gguf.kvCache})`,
+              scores: ggufTokens
+                ? teacher === undefined ? "the GGUF's own top-k + tail at every generated position" : "by input 'teacher'"
+                : `omitted: the GGUF's vocabulary is not the student's (${gguf.vocabulary}); texts are tokenized with input 'tokenizer', meanLogProb is over the GGUF's own tokens`
             }
           : {})
       })
