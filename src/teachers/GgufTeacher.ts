@@ -6,6 +6,7 @@
  * per-position top-k + tail log-probs come from the same distribution at no extra cost.
  * When the file's vocabulary is a Distillery tokenizer, prompts come as its tokens and samples carry
  * tokens and scores; otherwise prompts are tokenized by llama.cpp and samples are text only.
+ * Rows run one after another on one sequence of one context (the model is loaded for each call).
  */
 import { statSync } from "node:fs"
 import { availableParallelism } from "node:os"
@@ -44,9 +45,10 @@ const open = (file: GgufTeacherFile, name: string) =>
   Effect.acquireRelease(
     Effect.tryPromise({
       try: async (): Promise<Session> => {
-        const stat = statSync(file.path)
-        if (stat.size !== file.size || stat.mtimeMs !== file.mtimeMs) {
-          throw new Error(`${file.path} changed since its gguf_teacher node described it (size ${file.size} -> ${stat.size}); run the pipeline again so that the node sees the new file`)
+        // The cache key holds the content's hash as the run started; a file rewritten since is caught by its size.
+        const { size } = statSync(file.path)
+        if (size !== file.size) {
+          throw new Error(`${file.path} changed since its gguf_teacher node described it (${file.size} bytes, now ${size}); run the pipeline again so that the node sees the new file`)
         }
         const llama = await loadLlama().catch((e: unknown) => {
           throw new Error(`node-llama-cpp cannot load llama.cpp here (${message(e)}); it needs its prebuilt binary for ${process.platform}-${process.arch}`)

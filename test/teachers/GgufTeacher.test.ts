@@ -121,6 +121,14 @@ describe.runIf(requirement("node-llama-cpp (prebuilt CPU binary)", probe))("Gguf
       for (let p = 0; p < at; p++) assert.approximately(Math.exp(ours.tailLogProb[p]!), Math.exp(theirs.tailLogProb[p]!), 1e-5)
     }), 60_000)
 
+  it.effect("an F16 KV cache scores to 1e-2 of the F32 one", () =>
+    Effect.gen(function* () {
+      const sequences = [{ prompt: Int32Array.of(bos, 84, 104), tokens: Int32Array.from(new TextEncoder().encode("e jury said")) }]
+      const f32 = yield* teacher().score(sequences, 4, 1)
+      const f16 = yield* GgufTeacher.make(describeGguf(file, { kvCache: "f16" })).score(sequences, 4, 1)
+      for (let p = 0; p < f32.tokenLogProb.length; p++) assert.approximately(f16.tokenLogProb[p]!, f32.tokenLogProb[p]!, 1e-2)
+    }), 60_000)
+
   it.effect("samples from a row's seed alone: reproducible, another seed differs, the same tokens as DistilleryTeacher", () =>
     Effect.gen(function* () {
       const g = teacher()
