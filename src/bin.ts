@@ -120,6 +120,7 @@ const exitCodeOf = (tag: string): number => {
     case "UnknownNodeError":
     case "FolderNotEmptyError":
     case "NotALanguageModelError":
+    case "IdTakenError":
       return 2
     case "RunFailedError":
     case "SweepFailedError":

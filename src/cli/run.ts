@@ -7,7 +7,7 @@ import type { RunResult } from "../dag/Executor.js"
 import type { Metrics } from "../domain/Artifact.js"
 import { RunIdText } from "../domain/Ids.js"
 import { formatTable } from "../store/Format.js"
-import { backendOption, defaultWorkers, loadPipeline, storeOption } from "./shared.js"
+import { backendOption, defaultWorkers, loadPipeline, refuseTakenId, storeOption } from "./shared.js"
 
 const metricColumns = ["accuracy", "errors", "examples", "nll", "ece", "agreement", "fidelity_kl", "params", "latency_ms_per_example"]
 
@@ -58,6 +58,7 @@ export const run = Command.make(
   (o) =>
     Effect.gen(function* () {
       const pipeline = yield* loadPipeline(o.pipeline)
+      if (Option.isSome(o.runId)) yield* refuseTakenId("run", o.runId.value)
       const unknown = o.rerun.filter((id) => !pipeline.nodes.some((n) => n.id === id))
       if (unknown.length > 0) {
         yield* Console.error(`warning: --rerun names no node of this pipeline: ${unknown.join(", ")}`)

@@ -6,7 +6,7 @@
  * their handlers, with `import()`, so that `--help` and every other verb start without them.
  */
 import { Options } from "@effect/cli"
-import { Effect } from "effect"
+import { Effect, Option, Schema } from "effect"
 import { availableParallelism } from "node:os"
 import { join } from "node:path"
 import { backendNames, defaultBackend } from "../backend/TfBackend.js"
@@ -42,3 +42,21 @@ export const loadSweep = (file: string) =>
 
 /** One worker thread per core: independent trainings then run side by side. */
 export const defaultWorkers = Math.max(1, availableParallelism())
+
+/** A `--run-id` or `--sweep-id` that the store already holds: ids name one run or sweep for good. */
+export class IdTakenError extends Schema.TaggedError<IdTakenError>()("IdTakenError", {
+  message: Schema.String
+}) {}
+
+/** Fails with IdTakenError when the store already records a run (or sweep) of this id. */
+export const refuseTakenId = (what: "run" | "sweep", id: string) =>
+  Effect.gen(function* () {
+    const ReadModel = yield* Effect.promise(() => import("../store/ReadModel.js"))
+    const found: Option.Option<{ readonly status: string }> = what === "run" ? yield* ReadModel.run(id) : yield* ReadModel.sweep(id)
+    if (Option.isSome(found)) {
+      const status = found.value.status
+      return yield* new IdTakenError({
+        message: `the store already holds a ${what} '${id}' (${status}); give another --${what}-id, or none for a fresh one (\`distillery show ${id}\` shows the old one)`
+      })
+    }
+  })

@@ -10,7 +10,7 @@ import { formatNumber, formatTable } from "../store/Format.js"
 import type { QueryResult } from "../store/ResultsStore.js"
 import { RunIdText } from "../domain/Ids.js"
 import * as ReadModel from "../store/ReadModel.js"
-import { backendOption, defaultWorkers, loadSweep, storeOption } from "./shared.js"
+import { backendOption, defaultWorkers, loadSweep, refuseTakenId, storeOption } from "./shared.js"
 
 /** Some trials failed; the others finished and are cached. */
 export class SweepFailedError extends Schema.TaggedError<SweepFailedError>()("SweepFailedError", {
@@ -84,6 +84,7 @@ export const sweep = Command.make(
   (o) =>
     Effect.gen(function* () {
       const loaded = yield* loadSweep(o.pipeline)
+      if (Option.isSome(o.sweepId)) yield* refuseTakenId("sweep", o.sweepId.value)
       const { runSweep, sweepSummary } = yield* Effect.promise(() => import("../dag/SweepRunner.js"))
       const concurrency = Option.getOrElse(o.concurrency, () => Math.max(2, o.workers))
       const result: SweepResult = yield* runSweep(loaded, {

@@ -96,8 +96,17 @@ describe("distillery CLI", () => {
     assert.include(missing.stderr, "nope.yaml: no such file")
   })
 
+  it("a --run-id the store already holds is refused (exit 2), not a database stack trace", async () => {
+    const first = await cli("run", "pipelines/two-moons-kd.yaml", "--run-id", "taken-id", "--store", store, "--backend", "cpu", "--workers", "0")
+    assert.strictEqual(first.code, 0, first.stderr)
+    const again = await cli("run", "pipelines/two-moons-kd.yaml", "--run-id", "taken-id", "--store", store, "--backend", "cpu", "--workers", "0")
+    assert.strictEqual(again.code, 2)
+    assert.include(again.stderr, "the store already holds a run 'taken-id' (succeeded); give another --run-id")
+    assert.notInclude(again.stderr, "    at ")
+  })
+
   it("--help works on every verb", async () => {
-    for (const verb of ["run", "sweep", "query", "validate", "graph", "ls", "show", "explain", "export", "gc", "report"]) {
+    for (const verb of ["run", "sweep", "query", "validate", "graph", "ls", "show", "explain", "export", "gc", "report", "export-model", "serve", "verify", "schema", "init"]) {
       const r = await cli(verb, "--help")
       assert.strictEqual(r.code, 0, `${verb}: ${r.stderr}`)
       assert.include(r.stdout, verb)
