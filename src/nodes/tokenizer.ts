@@ -1,6 +1,7 @@
 /**
- * The `tokenizer` node kind: a byte-level tokenizer (256 bytes + special tokens) or byte-level BPE
- * trained on a corpus's train split. The tokenizer is an artifact, so every model and generation
+ * The `tokenizer` node kind: a byte-level tokenizer (256 bytes + special tokens), byte-level BPE
+ * trained on a corpus's train split, or the vocabulary of a GGUF model file (so a student adopts a
+ * GGUF teacher's tokenizer and token-level KD from it is possible). The tokenizer is an artifact, so every model and generation
  * downstream has it in its cache key. Metrics: the vocabulary size, the training bytes and the
  * compression (UTF-8 bytes per token) on the corpus's validation split.
  */
@@ -8,6 +9,8 @@ import { Clock, Effect, Schema } from "effect"
 import type { TextCorpus, Tokenizer } from "../domain/Artifact.js"
 import { deriveSeed, makeRng, shuffleInPlace } from "../domain/Random.js"
 import { BYTE_TOKENS, DEFAULT_SPECIAL, MAX_VOCAB } from "../tokenizer/Tokenizer.js"
+import { resolveDataPath } from "../data/files.js"
+import { ggufFingerprint } from "./lm/gguf.js"
 import { defineKind, NodeError, onRun } from "./NodeKind.js"
 
 const Special = Schema.optionalWith(
@@ -39,10 +42,19 @@ export const BpeTokenizerParams = Schema.Struct({
   special: Special
 }).annotations({ identifier: "BpeTokenizer" })
 
-export const TokenizerParams = Schema.Union(BytesTokenizerParams, BpeTokenizerParams).pipe(
+export const GgufTokenizerParams = Schema.Struct({
+  type: Schema.propertySignature(Schema.Literal("gguf")).annotations({
+    description: "The vocabulary of a GGUF model file (its tokenizer.ggml.* metadata), when it is a byte-level gpt2 one numbered as Distillery's (any distillery export-model file)"
+  }),
+  path: Schema.propertySignature(Schema.NonEmptyString).annotations({ description: "The .gguf file" }),
+  baseDir: Schema.optional(Schema.String).annotations({ description: "The directory a relative path is read from (default: the working directory)" })
+}).annotations({ identifier: "GgufTokenizer" })
+
+export const TokenizerParams = Schema.Union(BytesTokenizerParams, BpeTokenizerParams, GgufTokenizerParams).pipe(
   Schema.filter(
     (p) =>
       p.type === "bytes" ||
+      p.type === "gguf" ||
       p.vocabSize >= BYTE_TOKENS + p.special.length ||
       `vocabSize must hold the 256 bytes and the ${p.special.length} special tokens: at least ${BYTE_TOKENS + p.special.length}, got ${p.vocabSize}`
   ),
@@ -71,8 +83,10 @@ export const TokenizerKind = defineKind({
   kind: "tokenizer",
   version: 1,
   heavy: true,
-  description: "A byte-level tokenizer, or byte-level BPE trained on a corpus's train split (deterministic)",
+  description: "A byte-level tokenizer, byte-level BPE trained on a corpus's train split (deterministic), or a GGUF file's vocabulary",
   params: TokenizerParams,
+  // A GGUF file is part of the key by its content hash (computed once per size and mtime).
+  fingerprint: (p) => (p.type === "gguf" ? ggufFingerprint(p) : undefined),
   inputs: {
     corpus: { type: "TextCorpus", optional: true, description: "the corpus: BPE trains on its train split; compression is measured on its validation split" }
   },
@@ -88,6 +102,22 @@ export const TokenizerKind = defineKind({
       let tokenizer: Tokenizer
       if (params.type === "bytes") {
         tokenizer = bytesTokenizer(params.special)
+      } else if (params.type === "gguf") {
+        const { readGgufHeader, tokenizerOfGguf } = yield* onRun(() => import("./lm/gguf.js"))
+        const file = resolveDataPath(params.path, params.baseDir)
+        const read = yield* Effect.try({
+          try: () => tokenizerOfGguf(readGgufHeader(file)),
+          catch: (cause) =>
+            new NodeError({ node: ctx.nodeId, kind: ctx.kind, message: `param 'path': cannot read ${file} as GGUF: ${cause instanceof Error ? cause.message : String(cause)}`, cause })
+        })
+        if ("reason" in read) {
+          return yield* new NodeError({
+            node: ctx.nodeId,
+            kind: ctx.kind,
+            message: `param 'path': the vocabulary of ${file} is not one a Distillery model can read (${read.reason}); give the student a tokenizer of its own (type: bytes or bpe) and distil by text (lm_generate with a tokenizer input)`
+          })
+        }
+        tokenizer = read.tokenizer
       } else {
         if (corpus === undefined) {
           return yield* new NodeError({ node: ctx.nodeId, kind: ctx.kind, message: "type: bpe trains on a corpus: wire a text node to the corpus input" })

@@ -26,6 +26,7 @@ import { ResultsStore } from "../../src/store/ResultsStore.js"
 import { loadLlama } from "../../src/teachers/GgufTeacher.js"
 import { trainBpe } from "../../src/tokenizer/Bpe.js"
 import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
+import { save as saveTokenizer } from "../../src/tokenizer/Tokenizer.js"
 import { requirement } from "../fixtures/requirements.js"
 import { wideTransformer } from "../fixtures/transformer.js"
 
@@ -129,6 +130,41 @@ nodes:
       assert.isUndefined(g.scores)
       assert.isAbove(g.tokens.length, 0)
       assert.include(JSON.stringify(samples.info), "omitted: the GGUF's vocabulary is not the student's")
+    }).pipe(Effect.provide(layer)), 60_000)
+
+  it.effect("a student adopts the GGUF's vocabulary (tokenizer type gguf), and the GGUF's samples then carry its scores", () =>
+    Effect.gen(function* () {
+      const bpe = trainBpe(["the jury said that the city of atlanta had the election"], { vocabSize: 256 + 16 + 3, pattern: "gpt2" })
+      const bpeSpec = decodeTransformerSpec({ type: "transformer", vocabSize: bpe.vocabSize, layers: 1, width: 32, heads: 2, context: 64 })
+      const other = join(dir, "adopted.gguf")
+      yield* exportTiny(bpeSpec, bpe, 4, other)
+      const file = join(dir, "adopt.yaml")
+      writeFileSync(file, `name: adopt
+seed: 1
+nodes:
+  - { id: brown, kind: text, params: { source: brown, limit: 8 } }
+  - { id: vocab, kind: tokenizer, params: { type: gguf, path: ${JSON.stringify(other)} } }
+  - { id: teacher, kind: gguf_teacher, params: { path: ${JSON.stringify(other)}, contextSize: 48 } }
+  - { id: samples, kind: lm_generate, inputs: { model: teacher, tokenizer: vocab, corpus: brown }, params: { split: train, limit: 3, maxNewTokens: 8, scoreTopK: 4 } }
+`)
+      const run = yield* (yield* Executor).run(yield* loadPipelineFile(file, builtinRegistry))
+      const adopted = run.nodes.find((n) => n.id === "vocab")!.result!.outputs.tokenizer as Tokenizer
+      assert.strictEqual(saveTokenizer(adopted), saveTokenizer(bpe))
+      const g = run.nodes.find((n) => n.id === "samples")!.result!.outputs.generations as Generations
+      assert.strictEqual(g.scores?.k, 4)
+      assert.strictEqual(g.scores?.tokenLogProb.length, g.tokens.length)
+
+      // A vocabulary Distillery cannot read is refused, naming the file and what to do instead.
+      const notes = join(dir, "vocab-notes.gguf")
+      writeFileSync(notes, "not a model at all")
+      const bad = join(dir, "bad-vocab.yaml")
+      writeFileSync(bad, `name: bad-vocab
+nodes:
+  - { id: vocab, kind: tokenizer, params: { type: gguf, path: ${JSON.stringify(notes)} } }
+`)
+      const exit = yield* Effect.exit((yield* Executor).run(yield* loadPipelineFile(bad, builtinRegistry)))
+      assert.isTrue(Exit.isFailure(exit))
+      assert.include(Cause.pretty((exit as Exit.Failure<unknown, unknown>).cause), `param 'path': cannot read ${notes} as GGUF`)
     }).pipe(Effect.provide(layer)), 60_000)
 })
 
