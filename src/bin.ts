@@ -25,7 +25,7 @@ import { report } from "./cli/report.js"
 import { run } from "./cli/run.js"
 import { schema } from "./cli/schema.js"
 import { serve } from "./cli/serve.js"
-import { resultsFile } from "./cli/shared.js"
+import { keepFileHashesIn, resultsFile } from "./cli/shared.js"
 import { show } from "./cli/show.js"
 import { sweep } from "./cli/sweep.js"
 import { validate } from "./cli/validate.js"
@@ -48,7 +48,8 @@ const computeLayer = (store: string, backend: BackendName, workers: number) =>
         TfBackend.layer(backend),
         ArtifactStore.layerFileSystem(store),
         ResultsStore.layer(resultsFile(store)),
-        Reporter.layerConsole
+        Reporter.layerConsole,
+        Layer.effectDiscard(Effect.sync(() => keepFileHashesIn(store)))
       )
     )
   )))
@@ -70,7 +71,8 @@ const sweepLayer = (store: string, backend: BackendName, workers: number) =>
         TfBackend.layer(backend),
         ArtifactStore.layerFileSystem(store),
         ResultsStore.layer(resultsFile(store)),
-        SweepReporter.layerConsole
+        SweepReporter.layerConsole,
+        Layer.effectDiscard(Effect.sync(() => keepFileHashesIn(store)))
       )
     )
   )))
@@ -87,7 +89,11 @@ const distillery = Command.make("distillery", {}).pipe(
     query.pipe(Command.provide((o) => readLayer(o.store))),
     ls.pipe(Command.provide((o) => readLayer(o.store))),
     show.pipe(Command.provide((o) => readLayer(o.store))),
-    explain.pipe(Command.provide((o) => Layer.merge(ArtifactStore.layerFileSystem(o.store), readLayer(o.store)))),
+    explain.pipe(
+      Command.provide((o) =>
+        Layer.mergeAll(ArtifactStore.layerFileSystem(o.store), readLayer(o.store), Layer.effectDiscard(Effect.sync(() => keepFileHashesIn(o.store))))
+      )
+    ),
     exportCommand.pipe(Command.provide((o) => readLayer(o.store))),
     exportModel.pipe(Command.provide((o) => Layer.merge(ArtifactStore.layerFileSystem(o.store), readLayer(o.store)))),
     // The stores are opened by the verb itself, only while it looks the model up.

@@ -60,3 +60,11 @@ export const refuseTakenId = (what: "run" | "sweep", id: string) =>
       })
     }
   })
+
+/**
+ * Keeps the content hashes of model files (GGUF teachers, nodes/lm/gguf.ts) in the store folder,
+ * beside the artifacts whose keys they are part of, unless DISTILLERY_HASH_INDEX names another file.
+ */
+export const keepFileHashesIn = (store: string): void => {
+  process.env["DISTILLERY_HASH_INDEX"] ??= join(store, "file-hashes.json")
+}

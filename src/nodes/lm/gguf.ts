@@ -46,7 +46,7 @@ interface IndexEntry {
   readonly hashedAt: number
 }
 
-/** The index file: DISTILLERY_HASH_INDEX, else under $XDG_CACHE_HOME (or ~/.cache). */
+/** The index file: DISTILLERY_HASH_INDEX (the CLI sets it to <store>/file-hashes.json), else under $XDG_CACHE_HOME (or ~/.cache). */
 export const hashIndexFile = (): string =>
   process.env["DISTILLERY_HASH_INDEX"] ?? join(process.env["XDG_CACHE_HOME"] ?? join(homedir(), ".cache"), "distillery", "file-hashes.json")
 
