@@ -1,7 +1,7 @@
 /**
  * Several `distillery` processes on one store at once: runs of different pipelines side by side, a
- * query while a run writes, two runs of one pipeline computing each node once, and runs killed
- * (SIGKILL) at seeded moments that resume to the results of an uninterrupted run.
+ * query while a run writes, two runs of one pipeline computing each node once, and runs and a sweep
+ * killed (SIGKILL) at seeded moments that resume to the results of an uninterrupted run.
  */
 import * as fs from "node:fs"
 import * as os from "node:os"
@@ -143,5 +143,43 @@ describe("processes sharing one store", () => {
       const meta = JSON.parse(fs.readFileSync(path.join(store, "keys", `${String(cache_key)}.json`), "utf8")) as { artifactId: string }
       assert.isTrue(fs.existsSync(path.join(store, "artifacts", meta.artifactId.slice(0, 2), meta.artifactId)))
     }
+  }, 180_000)
+
+  it("a sweep killed (SIGKILL) at seeded moments resumes to the results of an uninterrupted sweep", async () => {
+    const file = path.join(root, "sweep-moons.yaml")
+    fs.writeFileSync(file, fs.readFileSync(tinyPipeline("sweep-moons", 1), "utf8") + `sweep:
+  grid:
+    model.params.optimizer.learningRate: [0.01, 0.03]
+  seeds: 3
+`)
+    const sweep = (store: string) => cli("sweep", file, "--store", store, "--backend", "cpu", "--workers", "0")
+    // Final metrics per (learning rate, seed) of the newest finished sweep; latency is a timing.
+    const results = (store: string) =>
+      queryJson(
+        store,
+        `SELECT t.seed, CAST(t.params AS VARCHAR) AS params, m.name, m.value FROM metrics m JOIN sweep_trials t ON t.run_id = m.run_id
+         WHERE m.node_id = 'eval' AND m.step IS NULL AND m.name NOT LIKE '%latency%'
+           AND t.sweep_id = (SELECT sweep_id FROM sweeps WHERE status = 'succeeded' ORDER BY started_at DESC LIMIT 1)
+         ORDER BY 1, 2, 3`
+      )
+    const reference = storeDir("sweep-reference")
+    assert.strictEqual((await sweep(reference)).code, 0)
+    const store = storeDir("sweep-killed")
+    const random = seeded(29)
+    for (let kill = 0; kill < 2; kill++) {
+      const child = spawnCli("sweep", file, "--store", store, "--backend", "cpu", "--workers", "0")
+      const done = exited(child)
+      await new Promise((resolve) => setTimeout(resolve, 1000 + Math.floor(random() * 3000)))
+      child.kill("SIGKILL")
+      await done
+    }
+    const resumed = await sweep(store)
+    assert.strictEqual(resumed.code, 0, resumed.stderr)
+    const expected = await results(reference)
+    assert.strictEqual(expected.length > 0, true)
+    assert.deepStrictEqual(await results(store), expected)
+    // Nothing corrupt: only sweeps and runs left running by the kills, which --repair marks interrupted.
+    assert.strictEqual((await cli("verify", "--repair", "--store", store)).code, 0)
+    assert.strictEqual((await cli("verify", "--store", store)).code, 0)
   }, 180_000)
 })
