@@ -1,8 +1,10 @@
 /**
  * The built-in node kinds, registered explicitly (no import side effects): dataset, train, generate,
  * filter, evaluate; features (a teacher layer for FitNets / RKD), ensemble and evaluate_soft
- * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data); lm_train, lm_evaluate, lm_generate and lm_score (language models); http_teacher (an OpenAI-compatible endpoint as a teacher). `born_again` is a macro, expanded into these kinds
- * before validation (pipeline/Macros.ts), not a kind.
+ * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data);
+ * lm_train, lm_generate, lm_score, lm_filter and lm_evaluate (language models, nodes/lm/);
+ * http_teacher and gguf_teacher (an OpenAI-compatible endpoint, a GGUF file as a teacher). `born_again`
+ * is a macro, expanded into these kinds before validation (pipeline/Macros.ts), not a kind.
  */
 import { Either } from "effect"
 import { datasetKind as DatasetKind } from "./dataset.js"
