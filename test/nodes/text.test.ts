@@ -1,7 +1,8 @@
 /**
  * `text -> tokenizer` through the executor: a Brown slice and a JSONL file feed BPE and byte-level
  * tokenizers; the second run is all cache hits, editing the file re-runs only what depends on it, and
- * the metrics (vocabulary size, training bytes, bytes per token) land in the results store.
+ * the metrics (vocabulary size, training bytes, bytes per token) land in the results store. A
+ * generated task (`source: task`) feeds a tiny `lm_train`, its prompts masked out of the loss.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Either, Layer, Schema } from "effect"
@@ -14,6 +15,7 @@ import { Executor } from "../../src/dag/Executor.js"
 import { Reporter } from "../../src/dag/Reporter.js"
 import { builtinRegistry } from "../../src/nodes/builtins.js"
 import { TextParams } from "../../src/nodes/text.js"
+import { packCorpus } from "../../src/tokenizer/Pack.js"
 import { TokenizerParams, trainingTexts } from "../../src/nodes/tokenizer.js"
 import { loadPipelineFile } from "../../src/pipeline/Yaml.js"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
@@ -133,4 +135,49 @@ describe("text -> tokenizer pipeline", () => {
     assert.isTrue(Either.isLeft(text({ source: "brown", validation: 0.5, test: 0.5 })))
     assert.isTrue(Either.isLeft(text({ source: "files", paths: [] })))
   })
+
+  it.live("a generated task is a prompt/completion corpus that trains a tiny LM with its prompts masked", () =>
+    Effect.gen(function* () {
+      const file = join(dir, "task-lm.yaml")
+      writeFileSync(
+        file,
+        `name: task-lm
+seed: 5
+nodes:
+  - { id: sums, kind: text, params: { source: task, task: arithmetic, examples: 40, steps: 2, digits: 2, validation: 0.1, test: 0.1 } }
+  - { id: bytes, kind: tokenizer, params: { type: bytes } }
+  - id: lm
+    kind: lm_train
+    inputs: { corpus: sums, tokenizer: bytes }
+    params: { model: { type: transformer, layers: 1, width: 16, heads: 2, context: 64 }, batchSize: 4, steps: 5 }
+`
+      )
+      const pipeline = yield* loadPipelineFile(file, builtinRegistry)
+      const executor = yield* Executor
+      const first = yield* executor.run(pipeline)
+      assert.deepStrictEqual(statuses(first), { sums: "executed", bytes: "executed", lm: "executed" })
+      const corpus = first.nodes.find((n) => n.id === "sums")!.result!.outputs.corpus!
+      const tokenizer = first.nodes.find((n) => n.id === "bytes")!.result!.outputs.tokenizer!
+      assert.strictEqual(corpus._tag, "TextCorpus")
+      if (corpus._tag === "TextCorpus" && tokenizer._tag === "Tokenizer") {
+        assert.strictEqual(corpus.name, "arithmetic")
+        assert.strictEqual(corpus.ids[12], "arithmetic-000012")
+        assert.deepStrictEqual([corpus.splits.train.length, corpus.splits.validation.length, corpus.splits.test.length], [32, 4, 4])
+        assert.isTrue(corpus.prompts!.every((p) => p.endsWith("\nAnswer:")))
+        assert.isTrue(corpus.completions!.every((c, i) => c === ` ${corpus.rationales![i]} The answer is ${corpus.answers![i]}.`))
+        assert.strictEqual(corpus.metadata![0]!.steps, 2)
+        // The prompt bytes are not targets: masked with -1, while completion bytes are counted.
+        const packed = packCorpus(tokenizer, corpus, "train", 64)
+        assert.isTrue(packed.targets.some((t) => t === -1))
+        assert.isTrue(packed.targets.some((t) => t >= 0))
+      }
+      const lm = first.nodes.find((n) => n.id === "lm")!.result!.outputs.model!
+      assert.strictEqual(lm._tag, "LanguageModel")
+
+      const steps = yield* (yield* ResultsStore).query("SELECT value FROM metrics WHERE run_id = $1 AND node_id = 'lm' AND name = 'steps'", [first.runId])
+      assert.strictEqual(Number(steps.rows[0]![0]), 5)
+      const second = yield* executor.run(pipeline)
+      assert.deepStrictEqual(statuses(second), { sums: "cached", bytes: "cached", lm: "cached" })
+    }).pipe(Effect.provide(TestLayer))
+  )
 })
