@@ -16,6 +16,7 @@ import { LmTrainKind } from "./lm/train.js"
 import { LmEvaluateKind } from "./lm/evaluate.js"
 import { LmGenerateKind, LmScoreKind } from "./lm/generate.js"
 import { LmFilterKind } from "./lm/filter.js"
+import { LmParseKind } from "./lm/parse.js"
 import { HttpTeacherKind } from "./lm/teacher.js"
 import { GgufTeacherKind } from "./lm/gguf.js"
 import { GenerateKind } from "./generate.js"
@@ -42,6 +43,7 @@ export const builtinKinds: ReadonlyArray<AnyNodeKind> = [
   LmTrainKind,
   LmEvaluateKind,
   LmFilterKind,
+  LmParseKind,
   LmGenerateKind,
   LmScoreKind,
   HttpTeacherKind,

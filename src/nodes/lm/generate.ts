@@ -19,6 +19,7 @@ import { readFileSync } from "node:fs"
 import { resolveDataPath } from "../../data/files.js"
 import type { Generations, GgufTeacherFile, LanguageModel, TeacherEndpoint, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
 import { deriveSeed } from "../../domain/Random.js"
+import { checkTemplate, recordColumns, renderPrompt } from "../../generation/Template.js"
 import { decodeTransformerSpec } from "../../models/TransformerSpec.js"
 import { fileFingerprint } from "../dataset.js"
 import { SplitParam } from "../generate.js"
@@ -35,6 +36,16 @@ const scoreTopK = Schema.optionalWith(PositiveInt, { default: () => 20 }).annota
 const batchSize = Schema.optionalWith(PositiveInt, { default: () => 16 }).annotations({
   description: "Rows per forward pass (rows share a batch only when their token counts agree)"
 })
+
+/** A prompt template (generation/Template.ts): text with {variables}, few-shot examples and their separator. */
+export const PromptTemplateParam = Schema.Struct({
+  text: Schema.NonEmptyString.annotations({ description: "The template, e.g. \"Q: {prompt}\\nA:\"; {{ and }} are literal braces" }),
+  fewShot: Schema.optionalWith(
+    Schema.Array(Schema.Struct({ completion: Schema.String }, Schema.Record({ key: Schema.String, value: Schema.String }))),
+    { default: () => [] }
+  ).annotations({ description: "Worked examples, each the template's variables and its completion, rendered by the template followed by the completion before the row's prompt" }),
+  separator: Schema.optionalWith(Schema.String, { default: () => "\n\n" }).annotations({ description: "Between the few-shot examples and the row's prompt" })
+}).annotations({ identifier: "PromptTemplate" })
 
 export const LmGenerateParams = Schema.Struct({
   split: Schema.optionalWith(SplitParam, { default: () => "test" as const }).annotations({ description: "The corpus split whose documents prompt" }),
@@ -63,10 +74,15 @@ export const LmGenerateParams = Schema.Struct({
     description: "A row ends (finish reason stop) once its generated text contains one of these; the stop string is kept in text and tokens. <eos> always stops"
   }),
   batchSize,
-  scoreTopK
+  scoreTopK,
+  template: Schema.optional(PromptTemplateParam).annotations({
+    description:
+      "Wrap each prompt in a template, e.g. { text: \"Q: {prompt}\\nA:\", fewShot: [{ prompt: ..., completion: ... }] }: its variables name the record's columns (prompt, answer, rationale, id, any metadata key); absent: the prompt as it is"
+  })
 }).pipe(
   Schema.filter((p) => {
     if (p.unconditional && p.promptFile !== undefined) return "unconditional and promptFile exclude each other: pick one source of prompts"
+    if (p.template !== undefined) return checkTemplate(p.template)
     return undefined
   }),
   Schema.annotations({ identifier: "LmGenerateParams" })
@@ -79,6 +95,8 @@ interface Prompt {
   readonly text: string
   readonly tokens: Int32Array
   readonly answer: string | null
+  /** The record's columns, for a prompt template (generation/Template.ts). */
+  readonly columns: Record<string, string>
 }
 
 /** The token an empty prompt starts from: what precedes a document in training (Pack.ts), else <bos>, else "\n". */
@@ -258,9 +276,14 @@ export const LmGenerateKind = defineKind({
         source = `${corpus.name}:${params.split}`
         prompts = docs.flatMap((d): Array<Prompt> => {
           const answer = corpus.answers?.[d] ?? null
-          if (corpus.prompts !== undefined) return [{ id: corpus.ids[d]!, text: corpus.prompts[d]!, tokens: tokensOf(corpus.prompts[d]!), answer }]
+          const columns = (prompt: string) =>
+            recordColumns({ id: corpus.ids[d]!, prompt, answer, rationale: corpus.rationales?.[d], metadata: corpus.metadata?.[d] })
+          if (corpus.prompts !== undefined) {
+            return [{ id: corpus.ids[d]!, text: corpus.prompts[d]!, tokens: tokensOf(corpus.prompts[d]!), answer, columns: columns(corpus.prompts[d]!) }]
+          }
           const ids = encode(tokenizer, corpus.texts[d]!).slice(0, params.promptTokens)
-          return ids.length === 0 ? [] : [{ id: corpus.ids[d]!, text: decode(tokenizer, ids), tokens: Int32Array.from(ids), answer }]
+          const text = decode(tokenizer, ids)
+          return ids.length === 0 ? [] : [{ id: corpus.ids[d]!, text, tokens: Int32Array.from(ids), answer, columns: columns(text) }]
         })
       } else if (params.promptFile !== undefined) {
         const file = params.promptFile
@@ -271,12 +294,27 @@ export const LmGenerateKind = defineKind({
         })
         const read = readPromptFile(file, text)
         if ("error" in read) return yield* fail(ctx, `param 'promptFile': ${read.error}`)
-        prompts = read.prompts.map((p) => ({ ...p, tokens: tokensOf(p.text) }))
+        prompts = read.prompts.map((p) => ({ ...p, tokens: tokensOf(p.text), columns: recordColumns({ id: p.id, prompt: p.text, answer: p.answer }) }))
       } else {
         source = "unconditional"
-        prompts = [{ id: "unconditional", text: "", tokens: Int32Array.of(start), answer: null }]
+        prompts = [{ id: "unconditional", text: "", tokens: Int32Array.of(start), answer: null, columns: recordColumns({ id: "unconditional", prompt: "" }) }]
       }
       if (params.limit !== undefined) prompts = prompts.slice(0, params.limit)
+      const template = params.template
+      if (template !== undefined) {
+        const rendered: Array<Prompt> = []
+        for (const p of prompts) {
+          const r = renderPrompt(template, p.columns)
+          if ("missing" in r) {
+            return yield* fail(
+              ctx,
+              `param 'template' names {${r.missing}}, which prompt '${p.id}' of ${source} lacks; its columns are ${r.available.join(", ")}`
+            )
+          }
+          rendered.push({ ...p, text: r.text, tokens: tokensOf(r.text) })
+        }
+        prompts = rendered
+      }
       if (prompts.length === 0) return yield* fail(ctx, `no prompts in ${source}: ${corpus !== undefined ? "the split has no non-empty documents" : "the file has no non-blank lines"}`)
       // A prompt longer than the context keeps its last tokens, leaving room for one new token.
       let truncated = 0

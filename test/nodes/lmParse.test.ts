@@ -1,0 +1,164 @@
+/**
+ * `lm_parse` on hand-built samples: decisions and reasons as examples rows (unparseable, wrong answer,
+ * self-consistency, kept), the kept rows sliced consistently, the corpus's answers and rationales, gold
+ * answers from the corpus, and the refusals. Then `lm_generate`'s `template` on a tiny random model:
+ * the rendered few-shot prompt is what was sampled from, and a missing column is refused by name.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Schema } from "effect"
+import type { Generations, LanguageModel, TextCorpus } from "../../src/domain/Artifact.js"
+import { makeRng } from "../../src/domain/Random.js"
+import { LmGenerateKind, LmGenerateParams } from "../../src/nodes/lm/generate.js"
+import { LmParseKind, LmParseParams } from "../../src/nodes/lm/parse.js"
+import { transformerWeightSpecs } from "../../src/models/Transformer.js"
+import { decodeTransformerSpec } from "../../src/models/TransformerSpec.js"
+import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
+import { runKind } from "../fixtures/context.js"
+import { makeGenerations } from "../fixtures/generations.js"
+
+type Out = { readonly samples: Generations; readonly corpus: TextCorpus }
+
+// Prompt p1 (gold 14): three samples agree on 14, one says 12, one is unparseable.
+// Prompt p2 (gold 5): 5, 6 -> agreement 0.5. Prompt p3 (no gold): 9, 9.
+const samples = makeGenerations([
+  { promptId: "p1", sample: 0, prompt: "Q1", text: "3 + 11 = 14. The answer is 14.", answer: "14" },
+  { promptId: "p1", sample: 1, prompt: "Q1", text: "3 plus 11. The answer is 14.0\n", answer: "14" },
+  { promptId: "p1", sample: 2, prompt: "Q1", text: "Hmm. The answer is 12.", answer: "14" },
+  { promptId: "p1", sample: 3, prompt: "Q1", text: "I cannot tell.", answer: "14" },
+  { promptId: "p1", sample: 4, prompt: "Q1", text: "Sum. The answer is 14", answer: "14" },
+  { promptId: "p2", sample: 0, prompt: "Q2", text: "2 + 3. The answer is 5.", answer: "5.0" },
+  { promptId: "p2", sample: 1, prompt: "Q2", text: "2 + 4. The answer is 6.", answer: "5.0" },
+  { promptId: "p3", sample: 0, prompt: "Q3", text: "Nine. The answer is 9.", answer: null },
+  { promptId: "p3", sample: 1, prompt: "Q3", text: "So the answer is 9.", answer: null }
+])
+
+const reasons = (r: { readonly examples: ReadonlyArray<{ readonly decision?: string; readonly reason?: string }> }) =>
+  r.examples.map((e) => `${e.decision} ${e.reason}`)
+const metric = (r: { readonly metrics: ReadonlyArray<{ readonly name: string; readonly value: number }> }, name: string) =>
+  r.metrics.find((m) => m.name === name)?.value
+
+describe("lm_parse", () => {
+  it("records every row's decision and reason, and slices the kept rows consistently", async () => {
+    const { outputs, recorded } = await runKind<Out>(LmParseKind, { normalise: "number", requireGold: true, selfConsistency: { minAgreement: 0.6 } }, { samples })
+    assert.deepStrictEqual(reasons(recorded), [
+      "keep kept: answer 14, agreement 0.6",
+      "keep kept: answer 14, agreement 0.6",
+      "drop wrong answer: got 12, gold 14",
+      "drop unparseable: no match of the answer pattern",
+      "keep kept: answer 14, agreement 0.6",
+      "drop self-consistency: agreement 0.5 < 0.6",
+      "drop wrong answer: got 6, gold 5",
+      "keep kept: answer 9, agreement 1",
+      "keep kept: answer 9, agreement 1"
+    ])
+    assert.deepStrictEqual(recorded.examples.map((e) => e.exampleId), [0, 1, 2, 3, 4, 5, 6, 7, 8])
+    const kept = outputs.samples
+    assert.deepStrictEqual(kept.promptIds, ["p1", "p1", "p1", "p3", "p3"])
+    assert.deepStrictEqual(Array.from(kept.sample), [0, 1, 4, 0, 1])
+    assert.deepStrictEqual(kept.texts, [samples.texts[0], samples.texts[1], samples.texts[4], samples.texts[7], samples.texts[8]])
+    // Tokens sliced with their rows: byte-level tokens decode to each row's text.
+    for (let g = 0; g < kept.texts.length; g++) {
+      assert.strictEqual(new TextDecoder().decode(Uint8Array.from(kept.tokens.subarray(kept.offsets[g]!, kept.offsets[g + 1]!))), kept.texts[g])
+    }
+    const corpus = outputs.corpus
+    assert.deepStrictEqual(corpus.ids, ["p1#0", "p1#1", "p1#4", "p3#0", "p3#1"])
+    assert.deepStrictEqual(corpus.prompts, ["Q1", "Q1", "Q1", "Q3", "Q3"])
+    assert.deepStrictEqual(corpus.completions, kept.texts)
+    assert.deepStrictEqual(corpus.answers, ["14", "14", "14", "9", "9"])
+    assert.deepStrictEqual(corpus.rationales, ["3 + 11 = 14.", "3 plus 11.", "Sum.", "Nine.", "So"])
+    assert.deepStrictEqual(Array.from(corpus.splits.train), [0, 1, 2, 3, 4])
+    assert.strictEqual(corpus.metadata![0]!.gold, "14")
+    assert.strictEqual(metric(recorded, "parsed"), 8)
+    assert.strictEqual(metric(recorded, "unparseable"), 1)
+    assert.strictEqual(metric(recorded, "correct"), 4)
+    assert.strictEqual(metric(recorded, "kept"), 5)
+    assert.strictEqual(metric(recorded, "dropped"), 4)
+    assert.closeTo(metric(recorded, "majority_agreement")!, (0.6 + 0.5 + 1) / 3, 1e-9)
+  })
+
+  it("drops a sample that is not its prompt's majority, keeps every parsed one without rules, and reads gold answers from a corpus", async () => {
+    const sc = await runKind<Out>(LmParseKind, { normalise: "number", selfConsistency: { minAgreement: 0.5 } }, { samples })
+    assert.strictEqual(reasons(sc.recorded)[2], "drop self-consistency: answer 12 is not the majority 14")
+    // p2's tie goes to the first answer to reach it.
+    assert.deepStrictEqual(reasons(sc.recorded).slice(5, 7), ["keep kept: answer 5, agreement 0.5", "drop self-consistency: answer 6 is not the majority 5"])
+
+    const plain = await runKind<Out>(LmParseKind, { normalise: "number" }, { samples })
+    assert.strictEqual(plain.outputs.samples.texts.length, 8)
+    assert.strictEqual(reasons(plain.recorded)[2], "keep kept: answer 12")
+
+    const bare = makeGenerations(samples.texts.map((text, g) => ({ promptId: samples.promptIds[g]!, sample: samples.sample[g]!, text })))
+    const gold: TextCorpus = {
+      _tag: "TextCorpus",
+      name: "gold",
+      ids: ["p1", "p2"],
+      texts: ["Q1 14", "Q2 5"],
+      answers: ["14", "5"],
+      splits: { train: Int32Array.of(0, 1), validation: new Int32Array(0), test: new Int32Array(0) }
+    }
+    const withCorpus = await runKind<Out>(LmParseKind, { normalise: "number", requireGold: true }, { samples: bare, corpus: gold })
+    assert.deepStrictEqual(reasons(withCorpus.recorded), reasons(await runKind<Out>(LmParseKind, { normalise: "number", requireGold: true }, { samples }).then((r) => r.recorded)))
+  })
+
+  it("refuses a pattern that never matches (with an example), one without a single capture group, and dropping everything", async () => {
+    const never = await runKind(LmParseKind, { answerPattern: "#### (\\d+)" }, { samples }).then(() => undefined, (e: Error) => e)
+    assert.include(never?.message ?? "", "param 'answerPattern' /#### (\\d+)/ matched none of the 9 samples")
+    assert.include(never?.message ?? "", "3 + 11 = 14. The answer is 14.")
+    assert.throws(() => Schema.decodeUnknownSync(LmParseParams)({ answerPattern: "(a)(b)" }), /2 capture groups/)
+    const wrong = makeGenerations([{ promptId: "p", text: "The answer is 3.", answer: "4" }])
+    const none = await runKind(LmParseKind, { normalise: "number", requireGold: true }, { samples: wrong }).then(() => undefined, (e: Error) => e)
+    assert.include(none?.message ?? "", "every one of the 1 samples was dropped (first: wrong answer: got 3, gold 4)")
+  })
+})
+
+/** A tiny random byte-level transformer: enough to sample from. */
+const tinyModel = (): LanguageModel => {
+  const tokenizer = bytesTokenizer()
+  const spec = decodeTransformerSpec({ type: "transformer", vocabSize: tokenizer.vocabSize, layers: 1, width: 8, heads: 2, context: 256 })
+  const rng = makeRng(3)
+  const weights = transformerWeightSpecs(spec).map((w) => ({
+    name: w.name,
+    shape: w.shape,
+    values: Float32Array.from({ length: w.shape.reduce((a, b) => a * b, 1) }, () => (w.init === "ones" ? 1 : 0) + 0.1 * rng.normal())
+  }))
+  return { _tag: "LanguageModel", spec, tokenizer, weights, info: {} }
+}
+
+describe("lm_generate template", () => {
+  const corpus: TextCorpus = {
+    _tag: "TextCorpus",
+    name: "qa",
+    ids: ["a", "b"],
+    texts: ["2+2? 4", "3+3? 6"],
+    prompts: ["2+2?", "3+3?"],
+    completions: [" 4", " 6"],
+    answers: ["4", null],
+    metadata: [{ topic: "sums" }, { topic: "sums" }],
+    splits: { train: new Int32Array(0), validation: new Int32Array(0), test: Int32Array.of(0, 1) }
+  }
+
+  it("samples from the rendered few-shot prompt, and leaves the params as they were without one", async () => {
+    const template = { text: "[{topic}] Q: {prompt}\nA:", fewShot: [{ topic: "sums", prompt: "1+1?", completion: " The answer is 2." }] }
+    const { outputs } = await runKind<{ generations: Generations }>(
+      LmGenerateKind,
+      { template, n: 1, maxNewTokens: 2, temperature: 0 },
+      { model: tinyModel(), corpus }
+    )
+    const g = outputs.generations
+    assert.deepStrictEqual(g.prompts, [
+      "[sums] Q: 1+1?\nA: The answer is 2.\n\n[sums] Q: 2+2?\nA:",
+      "[sums] Q: 1+1?\nA: The answer is 2.\n\n[sums] Q: 3+3?\nA:"
+    ])
+    assert.deepStrictEqual(Array.from(g.promptTokens.subarray(g.promptOffsets[0]!, g.promptOffsets[1]!)), Array.from(new TextEncoder().encode(g.prompts[0]!)))
+    // Without a template the decoded params carry no 'template' key: the cache keys of existing pipelines stay.
+    assert.isFalse("template" in Schema.decodeUnknownSync(LmGenerateParams)({}))
+  })
+
+  it("refuses a template naming a column a record lacks, naming the variable and the columns there are", async () => {
+    const error = await runKind(LmGenerateKind, { template: { text: "Q: {prompt} ({answer})" }, maxNewTokens: 2 }, { model: tinyModel(), corpus }).then(
+      () => undefined,
+      (e: Error) => e
+    )
+    assert.include(error?.message ?? "", "param 'template' names {answer}, which prompt 'b' of qa:test lacks; its columns are topic, id, prompt")
+    assert.throws(() => Schema.decodeUnknownSync(LmGenerateParams)({ template: { text: "{prompt} {x}", fewShot: [{ prompt: "p", completion: "c" }] } }), /fewShot\[0\] has no 'x'/)
+  })
+})
