@@ -2,7 +2,7 @@
  * The built-in node kinds, registered explicitly (no import side effects): dataset, train, generate,
  * filter, evaluate; features (a teacher layer for FitNets / RKD), ensemble and evaluate_soft
  * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data);
- * lm_train, lm_generate, lm_score, lm_filter and lm_evaluate (language models, nodes/lm/);
+ * lm_train, lm_generate, lm_score, lm_filter, lm_parse and lm_evaluate (language models, nodes/lm/);
  * http_teacher and gguf_teacher (an OpenAI-compatible endpoint, a GGUF file as a teacher). `born_again`
  * is a macro, expanded into these kinds before validation (pipeline/Macros.ts), not a kind.
  */
