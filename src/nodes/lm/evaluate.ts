@@ -14,6 +14,7 @@ import { SplitParam } from "../generate.js"
 import type { ExampleRow } from "../NodeKind.js"
 import { defineKind, onRun } from "../NodeKind.js"
 import { fail, PositiveInt, tokenizerMismatch, tokenMetrics } from "./common.js"
+import { rescore, scoringFailure } from "./generate.js"
 
 export const LmEvaluateParams = Schema.Struct({
   split: Schema.optionalWith(SplitParam, { default: () => "test" as const }).annotations({ description: "The corpus split measured" }),
@@ -141,24 +142,10 @@ const sampleMeasures = (
     if (G >= 2 && G <= ctx.params.selfBleuMax) values.self_bleu = selfBleu(rows)
     let nll: Float64Array | undefined
     if (teacher !== undefined) {
-      const { transformerFromWeights } = yield* onRun(() => import("../../models/Transformer.js"))
-      const { scoreRows } = yield* onRun(() => import("../../generation/Score.js"))
-      const scored = yield* Effect.tryPromise({
-        try: async () => {
-          const net = transformerFromWeights(decodeTransformerSpec(teacher.spec), teacher.weights)
-          try {
-            return await scoreRows(
-              net,
-              rows.map((tokens, g) => ({ prompt: samples.promptTokens.subarray(samples.promptOffsets[g]!, samples.promptOffsets[g + 1]!), tokens })),
-              1,
-              ctx.params.batchSize
-            )
-          } finally {
-            net.dispose()
-          }
-        },
-        catch: (cause) => fail(ctx, `the teacher could not score the samples: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
-      })
+      const scored = yield* rescore(teacher, "teacher", samples, 1, ctx.params.batchSize).pipe(
+        Effect.map((g) => g.scores!),
+        Effect.mapError((e) => fail(ctx, `the teacher could not score the samples: ${scoringFailure(e)}`, e))
+      )
       nll = new Float64Array(G)
       let total = 0
       for (let g = 0; g < G; g++) {

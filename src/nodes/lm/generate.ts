@@ -25,7 +25,7 @@ import { fileFingerprint } from "../dataset.js"
 import { SplitParam } from "../generate.js"
 import type { GenerationRow } from "../NodeKind.js"
 import { defineKind, onRun } from "../NodeKind.js"
-import type { PositionScores, SampleOutcome, TeacherSample } from "../../teachers/Teacher.js"
+import type { PositionScores, SampleOutcome, TeacherError, TeacherSample } from "../../teachers/Teacher.js"
 import { fail, PositiveInt, sameTokenizer, tokenizerMismatch } from "./common.js"
 
 const Probability = Schema.Number.pipe(Schema.between(0, 1))
@@ -165,22 +165,16 @@ const meanNll = (tokenLogProb: Float32Array): number => {
   return tokenLogProb.length > 0 ? total / tokenLogProb.length : NaN
 }
 
-/** Scores `g`'s generated positions with `lm` (teacher-forced) and returns `g` with those scores. */
-const rescore = (lm: LanguageModel, scorer: string, g: Generations, topK: number, batch: number) =>
+/** Scores `g`'s generated positions with `lm` through the teacher interface (teacher-forced) and returns `g` with those scores. */
+export const rescore = (lm: LanguageModel, scorer: string, g: Generations, topK: number, batch: number) =>
   Effect.gen(function* () {
-    const { transformerFromWeights } = yield* onRun(() => import("../../models/Transformer.js"))
-    const { scoreRows } = yield* onRun(() => import("../../generation/Score.js"))
-    const scores = yield* Effect.tryPromise(async () => {
-      const net = transformerFromWeights(decodeTransformerSpec(lm.spec), lm.weights)
-      try {
-        return await scoreRows(net, scoreRowsOf(g), topK, batch)
-      } finally {
-        net.dispose()
-      }
-    })
-    const { k, indices, logProbs, tailLogProb, tokenLogProb } = scores
-    return { ...g, scores: { scorer, k, indices, logProbs, tailLogProb, tokenLogProb } } satisfies Generations
+    const { make } = yield* onRun(() => import("../../teachers/DistilleryTeacher.js"))
+    const { k, indices, logProbs, tailLogProb, tokenLogProb } = yield* make(lm, scorer).score(scoreRowsOf(g), topK, batch)
+    return { ...g, scores: { scorer, k, indices: indices!, logProbs, tailLogProb, tokenLogProb } } satisfies Generations
   })
+
+/** A scoring failure of the teacher interface, in the words of a node's error. */
+export const scoringFailure = (e: TeacherError): string => (e.cause instanceof Error ? e.cause.message : e.message)
 
 /** Per-row top-k + tail scores (one k) laid end to end, in row order. */
 const concatTop = (tops: ReadonlyArray<PositionScores>) => {
@@ -423,7 +417,7 @@ export const LmGenerateKind = defineKind({
       }
       if (teacher !== undefined) {
         generations = yield* rescore(teacher, ctx.inputNodes.teacher ?? "teacher", generations, params.scoreTopK, params.batchSize).pipe(
-          Effect.mapError((e) => fail(ctx, `the teacher could not score the samples: ${e.error instanceof Error ? e.error.message : String(e.error)}`, e.error))
+          Effect.mapError((e) => fail(ctx, `the teacher could not score the samples: ${scoringFailure(e)}`, e))
         )
         ctx.metric({ name: "teacher_nll", value: meanNll(generations.scores!.tokenLogProb) })
       }
@@ -562,7 +556,7 @@ export const LmScoreKind = defineKind({
       const mismatch = tokenizerMismatch("the samples", samples.tokenizer, lm.tokenizer)
       if (mismatch !== undefined) return yield* fail(ctx, mismatch)
       const generations = yield* rescore(lm, ctx.inputNodes.model ?? ctx.nodeId, samples, ctx.params.scoreTopK, ctx.params.batchSize).pipe(
-        Effect.mapError((e) => fail(ctx, `could not score the samples: ${e.error instanceof Error ? e.error.message : String(e.error)}`, e.error))
+        Effect.mapError((e) => fail(ctx, `could not score the samples: ${scoringFailure(e)}`, e))
       )
       ctx.metric({ name: "samples", value: samples.promptIds.length })
       ctx.metric({ name: "tokens", value: samples.tokens.length })
