@@ -43,8 +43,12 @@ import { evaluate } from "./Score.js"
 
 export type LanguageModelFamily = ModelFamily<TransformerSpec, PackedTokens, tf.Tensor2D, tf.Tensor3D, tf.Tensor2D>
 
+/** A decoder from `initial` weights, or freshly initialised for `seed`. */
+const buildDecoder = (spec: TransformerSpec, seed: number, initial?: ReadonlyArray<Weight>): Transformer =>
+  initial !== undefined ? transformerFromWeights(spec, initial, seed) : buildTransformer(spec, seed)
+
 export const languageModel: LanguageModelFamily = {
-  build: (spec, seed, initial) => (initial !== undefined ? transformerFromWeights(spec, initial, seed) : buildTransformer(spec, seed)),
+  build: buildDecoder,
   rows: packedRows,
   upload: (p) => {
     const n = packedRows(p)
@@ -171,7 +175,8 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
   const lossOf = o.loss ?? nextTokenLoss
   const schedule = warmupCosine({ peak: o.optimizer.learningRate, warmupSteps: o.warmupSteps, totalSteps: o.steps, minRatio: o.minLrRatio ?? 0.1 })
 
-  const model: Transformer = o.initial !== undefined ? transformerFromWeights(o.spec, o.initial, o.seed) : buildTransformer(o.spec, o.seed)
+  // The decoder itself, not the family's TrainableModel view: on-policy batches sample it.
+  const model = buildDecoder(o.spec, o.seed, o.initial)
   const best = makeBestWeights(model.variables)
   const updater = makeUpdater(o.optimizer, backend, o.clipNorm !== undefined ? { clipNorm: o.clipNorm } : {})
   const owned: Array<tf.Tensor> = []

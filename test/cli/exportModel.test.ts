@@ -4,7 +4,6 @@
  * next-token log-probs as Distillery at every position; and each way the verb refuses, with its message.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import * as tf from "@tensorflow/tfjs"
 import { Effect, Layer } from "effect"
 import { execFile } from "node:child_process"
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs"
@@ -14,14 +13,13 @@ import type { ControlledEvaluateInputItem, Llama, Token } from "node-llama-cpp"
 import { initBackend } from "../../src/backend/Backend.js"
 import { ArtifactStore } from "../../src/cache/ArtifactStore.js"
 import { loadLanguageModel } from "../../src/cli/exportModel.js"
-import type { LanguageModel } from "../../src/domain/Artifact.js"
 import { readGguf, TensorType } from "../../src/formats/Gguf.js"
-import { forward, transformerFromWeights } from "../../src/models/Transformer.js"
 import { decodeTransformerSpec } from "../../src/models/TransformerSpec.js"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
 import { encode } from "../../src/tokenizer/Tokenizer.js"
 import { cli, cliEntry } from "../fixtures/cli.js"
 import { requirement } from "../fixtures/requirements.js"
+import { ownLogProbs } from "../fixtures/transformer.js"
 
 const dir = mkdtempSync(join(tmpdir(), "distillery-export-model-"))
 const store = join(dir, "store")
@@ -66,17 +64,6 @@ const storedModel = () =>
     )
   )
 
-/** Distillery's (T, V) next-token log-probs for one sequence. */
-const distilleryLogProbs = (lm: LanguageModel, tokens: ReadonlyArray<number>): Float32Array => {
-  const spec = decodeTransformerSpec(lm.spec)
-  const model = transformerFromWeights(spec, lm.weights)
-  const out = tf.tidy(() => {
-    const logits = forward(model, tf.tensor2d(Int32Array.from(tokens), [1, tokens.length], "int32"), { training: false }) // (1, T, V)
-    return tf.logSoftmax(tf.reshape(logits, [tokens.length, spec.vocabSize])).dataSync() as Float32Array // (T, V)
-  })
-  model.dispose()
-  return out
-}
 
 describe("distillery export-model", () => {
   it("writes <node>.gguf in the current directory by default, or --out; --f16 halves the matrices", async () => {
@@ -111,7 +98,7 @@ describe("distillery export-model", () => {
       const sequence = [lm.tokenizer.special["<eos>"]!, ...encode(lm.tokenizer, text)].slice(0, spec.context)
       const T = sequence.length
       assert.strictEqual(T, spec.context)
-      const ours = distilleryLogProbs(lm, sequence)
+      const ours = ownLogProbs(decodeTransformerSpec(lm.spec), lm.weights, sequence)
       const l = (llama as { llama: Llama }).llama
       const model = await l.loadModel({ modelPath: file })
       const context = await model.createContext({

@@ -1,47 +1,22 @@
 import { assert, afterAll, beforeAll, describe, it } from "@effect/vitest"
-import * as tf from "@tensorflow/tfjs"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import type { ControlledEvaluateInputItem, Llama, Token } from "node-llama-cpp"
 import { initBackend } from "../../src/backend/Backend.js"
-import type { Weight } from "../../src/domain/Artifact.js"
 import { makeRng } from "../../src/domain/Random.js"
 import { byteToUnicode, readGguf, TensorType, writeGguf } from "../../src/formats/Gguf.js"
-import { forward, transformerFromWeights, transformerWeightSpecs } from "../../src/models/Transformer.js"
+import { transformerFromWeights } from "../../src/models/Transformer.js"
 import { decodeTransformerSpec, type TransformerSpec } from "../../src/models/TransformerSpec.js"
 import { trainBpe } from "../../src/tokenizer/Bpe.js"
 import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
 import { requirement } from "../fixtures/requirements.js"
+import { fanInWeights, ownLogProbs } from "../fixtures/transformer.js"
 
 const tokenizer = bytesTokenizer() // 256 bytes + <pad> <bos> <eos>
 const specOf = (tiedHead: boolean): TransformerSpec =>
   decodeTransformerSpec({ type: "transformer", vocabSize: tokenizer.vocabSize, layers: 2, width: 64, heads: 4, kvHeads: 2, context: 64, tiedHead })
 
-/**
- * Weights at about 1 / sqrt(fan-in) rather than the 0.02 init, and norm scales away from 1, so the
- * log-probs spread over several nats and every weight (and the rotary permutation) shows in them.
- */
-const wideWeights = (spec: TransformerSpec, seed: number): Array<Weight> => {
-  const rng = makeRng(seed)
-  return transformerWeightSpecs(spec).map((w) => {
-    const std = w.name === "embedding" ? 1 : 1 / Math.sqrt(w.shape[0]!)
-    const values = Float32Array.from({ length: w.shape.reduce((a, b) => a * b, 1) }, () =>
-      w.init === "ones" ? 1 + 0.2 * rng.normal() : std * rng.normal())
-    return { name: w.name, shape: w.shape, values }
-  })
-}
-
-/** Distillery's own (T, V) next-token log-probs for one sequence. */
-const distilleryLogProbs = (spec: TransformerSpec, weights: ReadonlyArray<Weight>, tokens: ReadonlyArray<number>): Float32Array => {
-  const model = transformerFromWeights(spec, weights)
-  const out = tf.tidy(() => {
-    const logits = forward(model, tf.tensor2d(Int32Array.from(tokens), [1, tokens.length], "int32"), { training: false }) // (1, T, V)
-    return tf.logSoftmax(tf.reshape(logits, [tokens.length, spec.vocabSize])).dataSync() as Float32Array // (T, V)
-  })
-  model.dispose()
-  return out
-}
 
 const T = 48
 const sequence: ReadonlyArray<number> = (() => {
@@ -66,7 +41,7 @@ describe("GGUF", () => {
   it("writes the header, metadata and tensor infos a reader gets back", async () => {
     const spec = specOf(false)
     const file = join(dir, "meta.gguf")
-    const weights = wideWeights(spec, 1)
+    const weights = fanInWeights(spec, 1)
     await writeGguf({ spec, weights }, tokenizer, { file, name: "tiny" })
     const bytes = readFileSync(file)
     // A live model writes the same bytes as its spec and weights.
@@ -119,7 +94,7 @@ describe("GGUF", () => {
     const bpe = trainBpe(["a b a b a b"], { vocabSize: 256 + 2 + 3 })
     const spec = decodeTransformerSpec({ type: "transformer", vocabSize: bpe.vocabSize, layers: 1, width: 16, heads: 2, context: 8 })
     const file = join(dir, "bpe.gguf")
-    await writeGguf({ spec, weights: wideWeights(spec, 2) }, bpe, { file, type: "f16" })
+    await writeGguf({ spec, weights: fanInWeights(spec, 2) }, bpe, { file, type: "f16" })
     const h = readGguf(readFileSync(file))
     const merges = h.metadata.get("tokenizer.ggml.merges")!.value as Array<string>
     const tokens = h.metadata.get("tokenizer.ggml.tokens")!.value as Array<string>
@@ -162,10 +137,10 @@ describe("GGUF", () => {
 
     const compare = async (tiedHead: boolean, type: "f32" | "f16") => {
       const spec = specOf(tiedHead)
-      const weights = wideWeights(spec, tiedHead ? 3 : 4)
+      const weights = fanInWeights(spec, tiedHead ? 3 : 4)
       const file = join(dir, `tiny-${tiedHead ? "tied" : "untied"}-${type}.gguf`)
       await writeGguf({ spec, weights }, tokenizer, { file, type })
-      const ours = distilleryLogProbs(spec, weights, sequence)
+      const ours = ownLogProbs(spec, weights, sequence)
       const theirs = await llamaLogProbs(file)
       let maxDiff = 0
       let spread = 0

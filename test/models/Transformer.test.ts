@@ -2,7 +2,6 @@ import { assert, beforeAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Schema } from "effect"
 import { initBackend } from "../../src/backend/Backend.js"
-import type { Weight } from "../../src/domain/Artifact.js"
 import type { TrainableModel } from "../../src/train/ModelFamily.js"
 import { makeRng } from "../../src/domain/Random.js"
 import type { Transformer } from "../../src/models/Transformer.js"
@@ -15,6 +14,7 @@ import {
   transformerWeightSpecs
 } from "../../src/models/Transformer.js"
 import { defaultMlpWidth, TransformerSpec } from "../../src/models/TransformerSpec.js"
+import { wideWeights } from "../fixtures/transformer.js"
 
 const decode = Schema.decodeUnknownSync(TransformerSpec)
 const tiny = decode({ type: "transformer", vocabSize: 13, layers: 2, width: 16, heads: 4, kvHeads: 2, mlpWidth: 24, context: 12 })
@@ -39,16 +39,6 @@ const crossEntropy = (logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Scalar => {
   const [B, T, V] = logits.shape
   const logp = tf.logSoftmax(tf.reshape(logits, [B * T, V])) // (B·T, V)
   return tf.neg(tf.mean(tf.sum(tf.mul(logp, tf.oneHot(tf.reshape(targets, [B * T]) as tf.Tensor1D, V)), -1))) as tf.Scalar
-}
-
-/** Weights drawn wider than the 0.02 init, so the check exercises every nonlinearity. */
-const wideWeights = (spec: TransformerSpec, seed: number): Array<Weight> => {
-  const rng = makeRng(seed)
-  return transformerWeightSpecs(spec).map((w) => ({
-    name: w.name,
-    shape: w.shape,
-    values: Float32Array.from({ length: w.shape.reduce((a, b) => a * b, 1) }, () => (w.init === "ones" ? 1 : 0) + 0.3 * rng.normal())
-  }))
 }
 
 beforeAll(async () => {

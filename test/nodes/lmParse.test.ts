@@ -7,14 +7,13 @@
 import { assert, describe, it } from "@effect/vitest"
 import { Schema } from "effect"
 import type { Generations, LanguageModel, TextCorpus } from "../../src/domain/Artifact.js"
-import { makeRng } from "../../src/domain/Random.js"
 import { LmGenerateKind, LmGenerateParams } from "../../src/nodes/lm/generate.js"
 import { LmParseKind, LmParseParams } from "../../src/nodes/lm/parse.js"
-import { transformerWeightSpecs } from "../../src/models/Transformer.js"
 import { decodeTransformerSpec } from "../../src/models/TransformerSpec.js"
 import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
 import { runKind } from "../fixtures/context.js"
 import { makeGenerations } from "../fixtures/generations.js"
+import { wideLanguageModel } from "../fixtures/transformer.js"
 
 type Out = { readonly samples: Generations; readonly corpus: TextCorpus }
 
@@ -114,13 +113,7 @@ describe("lm_parse", () => {
 const tinyModel = (): LanguageModel => {
   const tokenizer = bytesTokenizer()
   const spec = decodeTransformerSpec({ type: "transformer", vocabSize: tokenizer.vocabSize, layers: 1, width: 8, heads: 2, context: 256 })
-  const rng = makeRng(3)
-  const weights = transformerWeightSpecs(spec).map((w) => ({
-    name: w.name,
-    shape: w.shape,
-    values: Float32Array.from({ length: w.shape.reduce((a, b) => a * b, 1) }, () => (w.init === "ones" ? 1 : 0) + 0.1 * rng.normal())
-  }))
-  return { _tag: "LanguageModel", spec, tokenizer, weights, info: {} }
+  return wideLanguageModel(spec, tokenizer, 3, 0.1)
 }
 
 describe("lm_generate template", () => {

@@ -8,26 +8,17 @@ import * as tf from "@tensorflow/tfjs"
 import OpenAI from "openai"
 import { initBackend } from "../../src/backend/Backend.js"
 import type { LanguageModel } from "../../src/domain/Artifact.js"
-import { makeRng } from "../../src/domain/Random.js"
-import { forward, transformerFromWeights, transformerWeightSpecs } from "../../src/models/Transformer.js"
 import { decodeTransformerSpec } from "../../src/models/TransformerSpec.js"
 import { renderChat } from "../../src/serve/ChatTemplate.js"
 import type { RunningServer } from "../../src/serve/OpenAiServer.js"
 import { startServer } from "../../src/serve/OpenAiServer.js"
 import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
 import { encode } from "../../src/tokenizer/Tokenizer.js"
+import { ownLogProbs, wideLanguageModel } from "../fixtures/transformer.js"
 
 const tokenizer = bytesTokenizer() // 256 bytes + <pad> <bos> <eos>
 const spec = decodeTransformerSpec({ type: "transformer", vocabSize: tokenizer.vocabSize, layers: 1, width: 32, heads: 4, kvHeads: 2, context: 64 })
-const lm: LanguageModel = (() => {
-  const rng = makeRng(5)
-  const weights = transformerWeightSpecs(spec).map((w) => ({
-    name: w.name,
-    shape: w.shape,
-    values: Float32Array.from({ length: w.shape.reduce((a, b) => a * b, 1) }, () => (w.init === "ones" ? 1 : 0) + 0.3 * rng.normal())
-  }))
-  return { _tag: "LanguageModel", spec, tokenizer, weights, info: {} }
-})()
+const lm: LanguageModel = wideLanguageModel(spec, tokenizer, 5)
 
 let server: RunningServer
 let client: OpenAI
@@ -38,16 +29,6 @@ beforeAll(async () => {
 })
 afterAll(() => server?.close())
 
-/** Distillery's own (T, V) next-token log-probs of a sequence. */
-const ownLogProbs = (tokens: ReadonlyArray<number>): Float32Array => {
-  const model = transformerFromWeights(spec, lm.weights)
-  const out = tf.tidy(() => {
-    const logits = forward(model, tf.tensor2d(Int32Array.from(tokens), [1, tokens.length], "int32"), { training: false }) // (1, T, V)
-    return tf.logSoftmax(tf.reshape(logits, [tokens.length, spec.vocabSize])).dataSync() as Float32Array // (T, V)
-  })
-  model.dispose()
-  return out
-}
 
 /** A byte-level token's id from its text as the server writes it (`bytes:\xNN` or the character). */
 const idOf = (token: string): number => {
@@ -89,7 +70,7 @@ describe("serve: OpenAI-compatible API", () => {
     const promptIds = encode(tokenizer, prompt)
     const P = promptIds.length
     const V = spec.vocabSize
-    const ours = ownLogProbs([...promptIds, ...generated])
+    const ours = ownLogProbs(spec, lm.weights, [...promptIds, ...generated])
     let maxDiff = 0
     generated.forEach((id, i) => {
       const row = ours.subarray((P - 1 + i) * V, (P + i) * V) // (V) log-probs of the token at P + i

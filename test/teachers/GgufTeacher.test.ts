@@ -5,17 +5,16 @@
  * file's metadata, and the sha256 index that spares re-hashing an unchanged file.
  */
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
-import * as tf from "@tensorflow/tfjs"
 import { createHash } from "node:crypto"
 import { mkdtempSync, rmSync, utimesSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Effect } from "effect"
 import { initBackend } from "../../src/backend/Backend.js"
-import type { LanguageModel, Weight } from "../../src/domain/Artifact.js"
+import type { LanguageModel } from "../../src/domain/Artifact.js"
 import { makeRng } from "../../src/domain/Random.js"
 import { writeGguf } from "../../src/formats/Gguf.js"
-import { forward, transformerFromWeights, transformerWeightSpecs } from "../../src/models/Transformer.js"
+import { transformerWeightSpecs } from "../../src/models/Transformer.js"
 import type { TransformerSpec } from "../../src/models/TransformerSpec.js"
 import { decodeTransformerSpec } from "../../src/models/TransformerSpec.js"
 import { sameTokenizer } from "../../src/nodes/lm/common.js"
@@ -26,6 +25,7 @@ import type { SampleOutcome, SampleSettings, TeacherSample } from "../../src/tea
 import { trainBpe } from "../../src/tokenizer/Bpe.js"
 import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
 import { requirement } from "../fixtures/requirements.js"
+import { fanInWeights, ownLogProbs } from "../fixtures/transformer.js"
 
 const dir = mkdtempSync(join(tmpdir(), "distillery-gguf-teacher-"))
 process.env["DISTILLERY_HASH_INDEX"] = join(dir, "file-hashes.json")
@@ -35,16 +35,8 @@ const tokenizer = bytesTokenizer()
 const V = tokenizer.vocabSize
 const spec: TransformerSpec = decodeTransformerSpec({ type: "transformer", vocabSize: V, layers: 2, width: 32, heads: 4, kvHeads: 2, context: 32 })
 
-/** Weights at about 1 / sqrt(fan-in), so log-probs spread over several nats and every weight shows in them. */
-const wideWeights = (seed: number): Array<Weight> => {
-  const rng = makeRng(seed)
-  return transformerWeightSpecs(spec).map((w) => {
-    const std = w.name === "embedding" ? 1 : 1 / Math.sqrt(w.shape[0]!)
-    return { name: w.name, shape: w.shape, values: Float32Array.from({ length: w.shape.reduce((a, b) => a * b, 1) }, () => (w.init === "ones" ? 1 + 0.2 * rng.normal() : std * rng.normal())) }
-  })
-}
 
-const weights = wideWeights(5)
+const weights = fanInWeights(spec, 5)
 const lm: LanguageModel = { _tag: "LanguageModel", spec, tokenizer, weights, info: {} }
 const file = join(dir, "tiny.gguf")
 
@@ -101,9 +93,7 @@ describe.runIf(requirement("node-llama-cpp (prebuilt CPU binary)", probe))("Gguf
       let at = 0
       for (const { prompt, tokens } of sequences) {
         const all = [...prompt, ...tokens]
-        const net = transformerFromWeights(spec, weights)
-        const lp = tf.tidy(() => tf.logSoftmax(tf.reshape(forward(net, tf.tensor2d(Int32Array.from(all), [1, all.length], "int32"), { training: false }), [all.length, V])).dataSync() as Float32Array) // (T, V)
-        net.dispose()
+        const lp = ownLogProbs(spec, weights, all) // (T, V)
         for (let j = 0; j < tokens.length; j++, at++) {
           const row = prompt.length - 1 + j
           for (let r = 0; r < V; r++) maxDiff = Math.max(maxDiff, Math.abs(scores.logProbs[at * V + r]! - lp[row * V + scores.indices![at * V + r]!]!))

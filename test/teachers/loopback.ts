@@ -7,21 +7,14 @@ import type { IncomingMessage, Server, ServerResponse } from "node:http"
 import { createServer } from "node:http"
 import type { AddressInfo } from "node:net"
 import type { LanguageModel } from "../../src/domain/Artifact.js"
-import { makeRng } from "../../src/domain/Random.js"
-import { transformerWeightSpecs } from "../../src/models/Transformer.js"
 import { decodeTransformerSpec } from "../../src/models/TransformerSpec.js"
 import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
+import { wideLanguageModel } from "../fixtures/transformer.js"
 
 export const tinyLm = (seed = 5): LanguageModel => {
   const tokenizer = bytesTokenizer()
   const spec = decodeTransformerSpec({ type: "transformer", vocabSize: tokenizer.vocabSize, layers: 1, width: 32, heads: 4, kvHeads: 2, context: 64 })
-  const rng = makeRng(seed)
-  const weights = transformerWeightSpecs(spec).map((w) => ({
-    name: w.name,
-    shape: w.shape,
-    values: Float32Array.from({ length: w.shape.reduce((a, b) => a * b, 1) }, () => (w.init === "ones" ? 1 : 0) + 0.3 * rng.normal())
-  }))
-  return { _tag: "LanguageModel", spec, tokenizer, weights, info: {} }
+  return wideLanguageModel(spec, tokenizer, seed)
 }
 
 /** What the proxy does with the next request: forward it, answer with a status, never answer, or cut the connection. */
