@@ -15,7 +15,6 @@
 import { open, rename, rm } from "node:fs/promises"
 import type { Tokenizer, Weight } from "../domain/Artifact.js"
 import type { Transformer } from "../models/Transformer.js"
-import { transformerWeights } from "../models/Transformer.js"
 import type { TransformerSpec } from "../models/TransformerSpec.js"
 import { transformerDims } from "../models/TransformerSpec.js"
 import { BYTE_TOKENS, vocabularyOf } from "../tokenizer/Tokenizer.js"
@@ -339,8 +338,10 @@ const writeScalar = (s: Sink, type: ValueType, v: number | bigint | boolean | st
   }
 }
 
+// A live model's weights are read through models/Transformer.js, imported here only then: reading a
+// header or a vocabulary (nodes/lm/gguf.ts, at pipeline load) must not load tfjs.
 const sourceOf = async (model: Transformer | GgufSource): Promise<GgufSource> =>
-  "variables" in model ? { spec: model.spec, weights: await transformerWeights(model) } : model
+  "variables" in model ? { spec: model.spec, weights: await (await import("../models/Transformer.js")).transformerWeights(model) } : model
 
 /** The whole GGUF file as bytes. */
 export const ggufBytes = (source: GgufSource, tokenizer: Tokenizer, options: Omit<GgufOptions, "file"> = {}): Uint8Array => {
