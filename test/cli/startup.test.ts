@@ -11,11 +11,12 @@ import { pathToFileURL } from "node:url"
 import { cli } from "../fixtures/cli.js"
 
 const heavy = /@tensorflow|@duckdb|node-llama-cpp/
+const nodeOptions = process.env["NODE_OPTIONS"]
 
 /** Runs `distillery <args>` and returns its exit code and the heavy modules it loaded. */
 const heavyModulesOf = async (...args: Array<string>) => {
   const log = join(mkdtempSync(join(tmpdir(), "distillery-imports-")), "imports.log")
-  process.env["NODE_OPTIONS"] = `--import ${pathToFileURL(resolve("test/fixtures/importLog.mjs")).href}`
+  process.env["NODE_OPTIONS"] = `${nodeOptions ?? ""} --import ${pathToFileURL(resolve("test/fixtures/importLog.mjs")).href}`.trim()
   process.env["DISTILLERY_IMPORT_LOG"] = log
   const r = await cli(...args)
   const loaded = readFileSync(log, "utf8").split("\n").filter((url) => url !== "")
@@ -23,7 +24,8 @@ const heavyModulesOf = async (...args: Array<string>) => {
 }
 
 afterEach(() => {
-  delete process.env["NODE_OPTIONS"]
+  if (nodeOptions === undefined) delete process.env["NODE_OPTIONS"]
+  else process.env["NODE_OPTIONS"] = nodeOptions
   delete process.env["DISTILLERY_IMPORT_LOG"]
 })
 
