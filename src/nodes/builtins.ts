@@ -2,7 +2,7 @@
  * The built-in node kinds, registered explicitly (no import side effects): dataset, train, generate,
  * filter, evaluate; features (a teacher layer for FitNets / RKD), ensemble and evaluate_soft
  * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data);
- * lm_train, lm_generate, lm_score, lm_filter, lm_parse and lm_evaluate (language models, nodes/lm/);
+ * lm_train, lm_generate, lm_score, lm_filter, lm_parse, lm_evaluate and lm_task_evaluate (language models, nodes/lm/);
  * http_teacher and gguf_teacher (an OpenAI-compatible endpoint, a GGUF file as a teacher). `born_again`
  * is a macro, expanded into these kinds before validation (pipeline/Macros.ts), not a kind.
  */
@@ -17,6 +17,7 @@ import { LmEvaluateKind } from "./lm/evaluate.js"
 import { LmGenerateKind, LmScoreKind } from "./lm/generate.js"
 import { LmFilterKind } from "./lm/filter.js"
 import { LmParseKind } from "./lm/parse.js"
+import { LmTaskEvaluateKind } from "./lm/taskEvaluate.js"
 import { HttpTeacherKind } from "./lm/teacher.js"
 import { GgufTeacherKind } from "./lm/gguf.js"
 import { GenerateKind } from "./generate.js"
@@ -44,6 +45,7 @@ export const builtinKinds: ReadonlyArray<AnyNodeKind> = [
   LmEvaluateKind,
   LmFilterKind,
   LmParseKind,
+  LmTaskEvaluateKind,
   LmGenerateKind,
   LmScoreKind,
   HttpTeacherKind,

@@ -195,30 +195,65 @@ export const distinctNodes = (rows: ReadonlyArray<NodeRow>): ReadonlyArray<NodeR
   return [...seen.values()]
 }
 
+/** The kinds whose nodes measure a model and count as evaluate nodes: a classifier's, a multi-task language model's. */
+export const EVALUATE_KINDS: ReadonlyArray<string> = ["evaluate", "lm_task_evaluate"]
+
+const TRAIN_KINDS: ReadonlyArray<string> = ["train", "lm_train"]
+
 /**
- * The evaluate nodes with their models' roles: a train node with a `teacher` input is `distilled`; a
- * model some node takes as its `teacher` (or a generate node labels data with) is `teacher`; another
- * train node is `scratch`.
+ * The evaluate nodes (EVALUATE_KINDS) with their models' roles: a train or lm_train node with a
+ * `teacher` input is `distilled`, and so is an lm_train node whose corpus comes from a teacher's
+ * samples (an lm_generate node upstream of its `corpus` or `scored`, through lm_filter, lm_parse,
+ * lm_tasks...); a model some node takes as its `teacher`, a generate node labels data with, or an
+ * lm_generate node samples such a corpus from is `teacher`; another train or lm_train node is `scratch`.
  */
 export const evaluateNodes = (rows: ReadonlyArray<NodeRow>): ReadonlyArray<EvalNode> => {
   const nodes = distinctNodes(rows)
   const byId = new Map(nodes.map((n) => [n.nodeId, n]))
   const teachers = new Set<string>()
+  const onSamples = new Set<string>()
+  /** The models lm_generate nodes upstream of `from` sample (stopping at models: another lm_train is not this one's data). */
+  const samplersAbove = (from: ReadonlyArray<string | undefined>): Set<string> => {
+    const found = new Set<string>()
+    const seen = new Set<string>()
+    const stack = from.map(nodeOf).filter((id): id is string => id !== undefined)
+    while (stack.length > 0) {
+      const id = stack.pop()!
+      if (seen.has(id)) continue
+      seen.add(id)
+      const n = byId.get(id)
+      if (n === undefined || TRAIN_KINDS.includes(n.kind)) continue
+      if (n.kind === "lm_generate") {
+        const m = nodeOf(n.inputs.model)
+        if (m !== undefined) found.add(m)
+        continue
+      }
+      for (const ref of Object.values(n.inputs)) {
+        const up = nodeOf(ref)
+        if (up !== undefined) stack.push(up)
+      }
+    }
+    return found
+  }
   for (const n of nodes) {
     const t = nodeOf(n.inputs.teacher)
-    if (t !== undefined && (byId.get(t)?.kind === "train" || n.kind === "evaluate")) teachers.add(t)
+    if (t !== undefined && (TRAIN_KINDS.includes(byId.get(t)?.kind ?? "") || EVALUATE_KINDS.includes(n.kind))) teachers.add(t)
     if (n.kind === "generate") {
       const m = nodeOf(n.inputs.model)
       if (m !== undefined) teachers.add(m)
     }
+    if (n.kind === "lm_train") {
+      const samplers = samplersAbove([n.inputs.corpus, n.inputs.scored])
+      for (const m of samplers) if (m !== n.nodeId) (teachers.add(m), onSamples.add(n.nodeId))
+    }
   }
   const roleOf = (subject: string): Role => {
     const model = byId.get(subject)
-    if (model === undefined || model.kind !== "train") return teachers.has(subject) ? "teacher" : ""
-    if (model.inputs.teacher !== undefined) return "distilled"
+    if (model === undefined || !TRAIN_KINDS.includes(model.kind)) return teachers.has(subject) ? "teacher" : ""
+    if (model.inputs.teacher !== undefined || onSamples.has(subject)) return "distilled"
     return teachers.has(subject) ? "teacher" : "scratch"
   }
-  const evals = nodes.filter((n) => n.kind === "evaluate")
+  const evals = nodes.filter((n) => EVALUATE_KINDS.includes(n.kind))
   return evals.map((e) => {
     const subject = nodeOf(e.inputs.model) ?? e.nodeId
     const teacherRef = e.inputs.teacher
