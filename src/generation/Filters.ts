@@ -6,13 +6,18 @@
  * first, so that a row they drop can never make a later good row a duplicate; the duplicate rules then
  * compare each surviving row with the rows kept before it (row order: the first one wins).
  *
- * Near duplicates are found exactly, not by MinHash: the Jaccard similarity |A ∩ B| / |A ∪ B| of the
- * two rows' n-gram sets (character n-grams of the whitespace-normalised text, or generated-token
- * n-grams), with the candidates found through an inverted index from n-gram to kept rows. The worst
- * case is every pair of rows (G × kept set intersections), fine up to a few thousand rows; the result
- * depends on nothing but the rows and their order.
+ * Near duplicates are judged by the Jaccard similarity |A ∩ B| / |A ∪ B| of the two rows' n-gram sets
+ * (character n-grams of the whitespace-normalised text, or generated-token n-grams). `method: jaccard`
+ * (the default) computes it exactly, with the candidates found through an inverted index from n-gram to
+ * kept rows: the worst case is every pair of rows (G × kept set intersections), fine up to a few
+ * thousand rows. `method: minhash` (Broder 1997) estimates it from `permutations` seeded min-hashes per
+ * row, the share of equal ones, and finds candidates by locality-sensitive hashing (`bands` bands of
+ * permutations / bands rows; a pair is a candidate when one band agrees entirely): linear in the rows,
+ * at the price of missing a pair now and then near the threshold. Both depend on nothing but the rows,
+ * their order and (minhash) the seed.
  */
 import type { Generations } from "../domain/Artifact.js"
+import { makeRng } from "../domain/Random.js"
 
 export type FinishReason = Generations["finishReasons"][number]
 export const FinishReasons = ["stop", "length", "context"] as const satisfies ReadonlyArray<FinishReason>
@@ -21,11 +26,42 @@ export const FinishReasons = ["stop", "length", "context"] as const satisfies Re
 export const RuleNames = ["finish_reason", "min_tokens", "max_tokens", "min_mean_log_prob", "exact_duplicate", "near_duplicate"] as const
 export type RuleName = (typeof RuleNames)[number]
 
+export const NearDuplicateMethods = ["jaccard", "minhash"] as const
+export type NearDuplicateMethod = (typeof NearDuplicateMethods)[number]
+
 export interface NearDuplicateRule {
   /** Drop a row whose n-gram Jaccard similarity with a kept row is at least this (in (0, 1]). */
   readonly threshold: number
   readonly n: number
   readonly unit: "chars" | "tokens"
+  /** Exact Jaccard (default), or its MinHash estimate over LSH candidates. */
+  readonly method?: NearDuplicateMethod
+  /** minhash: hash functions per row (default 128). */
+  readonly permutations?: number
+  /** minhash: LSH bands (default 32); must divide permutations. */
+  readonly bands?: number
+  /** minhash: the seed of the hash functions (default 0). */
+  readonly seed?: number
+}
+
+export const DefaultPermutations = 128
+export const DefaultBands = 32
+
+/** What is wrong with a near-duplicate rule's minhash settings, or undefined. */
+export const checkNearDuplicate = (rule: {
+  readonly method?: NearDuplicateMethod | undefined
+  readonly permutations?: number | undefined
+  readonly bands?: number | undefined
+}): string | undefined => {
+  if ((rule.method ?? "jaccard") !== "minhash") {
+    return rule.permutations !== undefined || rule.bands !== undefined ? "nearDuplicate: permutations and bands apply to method: minhash only" : undefined
+  }
+  const permutations = rule.permutations ?? DefaultPermutations
+  const bands = rule.bands ?? DefaultBands
+  if (bands > permutations || permutations % bands !== 0) {
+    return `nearDuplicate: bands ${bands} must divide permutations ${permutations} (rows per band = permutations / bands)`
+  }
+  return undefined
 }
 
 /** Absent fields are rules not applied. */
@@ -65,7 +101,9 @@ export const activeRules = (rules: SampleRules): ReadonlyArray<{ readonly rule: 
     [
       "near_duplicate",
       near !== undefined
-        ? `exact Jaccard similarity of ${near.unit === "chars" ? "character" : "token"} ${near.n}-gram sets below ${near.threshold} with every kept row, ${within}`
+        ? (near.method ?? "jaccard") === "minhash"
+          ? `MinHash estimate (${near.permutations ?? DefaultPermutations} permutations, ${near.bands ?? DefaultBands} LSH bands, seed ${near.seed ?? 0}) of the Jaccard similarity of ${near.unit === "chars" ? "character" : "token"} ${near.n}-gram sets below ${near.threshold} with every kept LSH candidate, ${within}`
+          : `exact Jaccard similarity of ${near.unit === "chars" ? "character" : "token"} ${near.n}-gram sets below ${near.threshold} with every kept row, ${within}`
         : undefined
     ]
   ]
@@ -146,6 +184,82 @@ const makeNgramIndex = () => {
   }
 }
 
+/** A 32-bit hash of a string (FNV-1a, then murmur3's finaliser). */
+const hashString = (s: string): number => {
+  let h = 0x811c9dc5
+  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193)
+  return mix32(h)
+}
+
+/** murmur3's 32-bit finaliser: every input bit moves every output bit. */
+const mix32 = (x: number): number => {
+  x ^= x >>> 16
+  x = Math.imul(x, 0x85ebca6b)
+  x ^= x >>> 13
+  x = Math.imul(x, 0xc2b2ae35)
+  x ^= x >>> 16
+  return x >>> 0
+}
+
+/** `permutations` seeded hash functions (x -> mix32(x ^ salt_i) with a second round), as their salts. */
+export const minHashSalts = (permutations: number, seed: number): Uint32Array => {
+  const rng = makeRng(seed)
+  return Uint32Array.from({ length: permutations }, () => Math.floor(rng.next() * 4294967296) >>> 0)
+}
+
+/** A set's MinHash signature: per hash function, the least hash of its members (all 0xffffffff when empty). */
+export const minHashSignature = (grams: ReadonlySet<string>, salts: Uint32Array): Uint32Array => {
+  const signature = new Uint32Array(salts.length).fill(0xffffffff)
+  for (const gram of grams) {
+    const base = hashString(gram)
+    for (let i = 0; i < salts.length; i++) {
+      const h = mix32(Math.imul(base ^ salts[i]!, 0x9e3779b1) ^ salts[i]!)
+      if (h < signature[i]!) signature[i] = h
+    }
+  }
+  return signature
+}
+
+/** The share of positions where two signatures agree: the MinHash estimate of the sets' Jaccard similarity. */
+export const minHashSimilarity = (a: Uint32Array, b: Uint32Array): number => {
+  let same = 0
+  for (let i = 0; i < a.length; i++) if (a[i] === b[i]) same++
+  return a.length > 0 ? same / a.length : 0
+}
+
+/** Kept rows' signatures in LSH buckets (one per band and band value); a candidate's nearest among those sharing a bucket. */
+const makeMinHashIndex = (salts: Uint32Array, bands: number) => {
+  const rowsPerBand = salts.length / bands
+  const buckets = new Map<string, Array<number>>()
+  const signatures = new Map<number, Uint32Array>()
+  const empty: Array<number> = []
+  const keys = (signature: Uint32Array) =>
+    Array.from({ length: bands }, (_, b) => `${b}:${Array.from(signature.subarray(b * rowsPerBand, (b + 1) * rowsPerBand)).join(",")}`)
+  return {
+    signature: (grams: ReadonlySet<string>) => minHashSignature(grams, salts),
+    add: (row: number, grams: ReadonlySet<string>, signature: Uint32Array) => {
+      if (grams.size === 0) return void empty.push(row)
+      signatures.set(row, signature)
+      for (const key of keys(signature)) {
+        const rows = buckets.get(key)
+        if (rows === undefined) buckets.set(key, [row])
+        else rows.push(row)
+      }
+    },
+    nearest: (grams: ReadonlySet<string>, signature: Uint32Array): { readonly row: number; readonly similarity: number } | undefined => {
+      if (grams.size === 0) return empty.length > 0 ? { row: empty[0]!, similarity: 1 } : undefined
+      const candidates = new Set<number>()
+      for (const key of keys(signature)) for (const row of buckets.get(key) ?? []) candidates.add(row)
+      let best: { row: number; similarity: number } | undefined
+      for (const row of candidates) {
+        const similarity = minHashSimilarity(signature, signatures.get(row)!)
+        if (best === undefined || similarity > best.similarity || (similarity === best.similarity && row < best.row)) best = { row, similarity }
+      }
+      return best
+    }
+  }
+}
+
 const f3 = (v: number) => v.toFixed(3)
 
 /** Keep or drop, with the reason, for every row of `gen`, by `rules` in the order of `RuleNames`. */
@@ -155,6 +269,14 @@ export const decide = (rules: SampleRules, gen: Generations): ReadonlyArray<Deci
   const scope = (g: number) => (byPrompt ? gen.promptIds[g]! : "")
   const texts = new Map<string, number>()
   const indexes = new Map<string, ReturnType<typeof makeNgramIndex>>()
+  const near = rules.nearDuplicate
+  const minhash = near !== undefined && near.method === "minhash"
+  if (near !== undefined) {
+    const problem = checkNearDuplicate(near)
+    if (problem !== undefined) throw new Error(`decide: ${problem}`)
+  }
+  const salts = minhash ? minHashSalts(near.permutations ?? DefaultPermutations, near.seed ?? 0) : undefined
+  const minIndexes = new Map<string, ReturnType<typeof makeMinHashIndex>>()
   const decisions: Array<Decision> = []
   const drop = (rule: RuleName, why: string): Decision => ({ keep: false, rule, reason: `${rule}: ${why}` })
   for (let g = 0; g < gen.texts.length; g++) {
@@ -176,8 +298,20 @@ export const decide = (rules: SampleRules, gen: Generations): ReadonlyArray<Deci
       const key = rules.dedupe === "exact" ? `${scope(g)}\u0000${normalizeWhitespace(gen.texts[g]!)}` : undefined
       const first = key !== undefined ? texts.get(key) : undefined
       if (first !== undefined) return drop("exact_duplicate", `same text as row ${first}`)
-      const near = rules.nearDuplicate
-      if (near !== undefined) {
+      if (near !== undefined && minhash) {
+        let index = minIndexes.get(scope(g))
+        if (index === undefined) minIndexes.set(scope(g), (index = makeMinHashIndex(salts!, near.bands ?? DefaultBands)))
+        const grams = gramsOf(gen, g, near)
+        const signature = index.signature(grams)
+        const nearest = index.nearest(grams, signature)
+        if (nearest !== undefined && nearest.similarity >= near.threshold) {
+          return drop(
+            "near_duplicate",
+            `MinHash Jaccard ~${f3(nearest.similarity)} >= ${near.threshold} with row ${nearest.row} (${near.unit} ${near.n}-grams, ${salts!.length} permutations, ${near.bands ?? DefaultBands} bands)`
+          )
+        }
+        index.add(g, grams, signature)
+      } else if (near !== undefined) {
         let index = indexes.get(scope(g))
         if (index === undefined) indexes.set(scope(g), (index = makeNgramIndex()))
         const grams = gramsOf(gen, g, near)

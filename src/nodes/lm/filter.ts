@@ -10,7 +10,17 @@
 import { Effect, Schema } from "effect"
 import type { Generations, TextCorpus } from "../../domain/Artifact.js"
 import type { SampleRules } from "../../generation/Filters.js"
-import { activeRules, decide, droppedPerRule, FinishReasons, keepRows } from "../../generation/Filters.js"
+import {
+  activeRules,
+  checkNearDuplicate,
+  decide,
+  DefaultBands,
+  DefaultPermutations,
+  droppedPerRule,
+  FinishReasons,
+  keepRows,
+  NearDuplicateMethods
+} from "../../generation/Filters.js"
 import type { ExampleRow } from "../NodeKind.js"
 import { defineKind } from "../NodeKind.js"
 import { fail, PositiveInt } from "./common.js"
@@ -39,10 +49,18 @@ export const LmFilterParams = Schema.Struct({
       n: Schema.optionalWith(PositiveInt, { default: () => 5 }).annotations({ description: "The n of the n-grams" }),
       unit: Schema.optionalWith(Schema.Literal("chars", "tokens"), { default: () => "chars" as const }).annotations({
         description: "n-grams of characters of the whitespace-normalised text, or of generated tokens"
+      }),
+      method: Schema.optional(Schema.Literal(...NearDuplicateMethods)).annotations({
+        description:
+          "jaccard (default): the exact similarity (every pair that shares an n-gram is compared; fine up to a few thousand samples); minhash: its MinHash estimate over LSH candidate pairs (linear in the samples, seeded by the node's seed)"
+      }),
+      permutations: Schema.optional(PositiveInt).annotations({ description: `minhash: hash functions per sample (default ${DefaultPermutations})` }),
+      bands: Schema.optional(PositiveInt).annotations({
+        description: `minhash: LSH bands (default ${DefaultBands}); must divide permutations; more bands find pairs of lower similarity as candidates`
       })
-    }).annotations({ identifier: "NearDuplicate" })
+    }).pipe(Schema.filter((r) => checkNearDuplicate(r)), Schema.annotations({ identifier: "NearDuplicate" }))
   ).annotations({
-    description: "Near-duplicate removal by exact Jaccard similarity of n-gram sets (every pair that shares an n-gram is compared; fine up to a few thousand samples)"
+    description: "Near-duplicate removal by the Jaccard similarity of n-gram sets: exact (method jaccard) or estimated by MinHash + LSH (method minhash)"
   }),
   duplicatesWithin: Schema.optionalWith(Schema.Literal("all", "prompt"), { default: () => "all" as const }).annotations({
     description: "Where dedupe and nearDuplicate look: among all samples, or among the samples of one prompt only"
@@ -141,7 +159,7 @@ export const LmFilterKind = defineKind({
       if (params.train === "mix" && corpus === undefined) {
         return yield* fail(ctx, "param 'train' is mix but input 'corpus' is not wired: wire a TextCorpus node to it, or use train: replace")
       }
-      const rules: SampleRules = params
+      const rules: SampleRules = params.nearDuplicate !== undefined ? { ...params, nearDuplicate: { ...params.nearDuplicate, seed: ctx.seed } } : params
       const decisions = decide(rules, samples)
       const perRule = droppedPerRule(rules, decisions)
       const kept = decisions.filter((d) => d.keep).length

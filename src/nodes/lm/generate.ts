@@ -205,6 +205,23 @@ const httpSource = (ctx: { readonly nodeId: string; readonly kind: string }, end
     return { teacher, stats: teacher.stats }
   })
 
+/**
+ * The teacher a `Teacher` input stands for, named by the node wired to `port`: an http_teacher endpoint
+ * (with its request statistics), a gguf_teacher file run in-process, or a Distillery LanguageModel.
+ * Every node that samples a `Teacher` input gets it here.
+ */
+export const teacherOf = (
+  ctx: { readonly nodeId: string; readonly kind: string; readonly inputNodes: Readonly<Record<string, string>> },
+  model: LanguageModel | TeacherEndpoint | GgufTeacherFile,
+  port: string
+) =>
+  Effect.gen(function* () {
+    const name = ctx.inputNodes[port] ?? port
+    if (model._tag === "TeacherEndpoint") return yield* httpSource(ctx, model)
+    if (model._tag === "GgufTeacherFile") return { teacher: (yield* onRun(() => import("../../teachers/GgufTeacher.js"))).make(model, name), stats: undefined }
+    return { teacher: (yield* onRun(() => import("../../teachers/DistilleryTeacher.js"))).make(model, name), stats: undefined }
+  })
+
 export const LmGenerateKind = defineKind({
   kind: "lm_generate",
   version: 1,
@@ -320,11 +337,7 @@ export const LmGenerateKind = defineKind({
       })
       let rows = prompts.flatMap((p) => Array.from({ length: params.n }, (_, s) => ({ prompt: p, sample: s, seed: deriveSeed(ctx.seed, p.id, s) })))
 
-      const sampler = endpoint !== undefined
-        ? yield* httpSource(ctx, endpoint)
-        : gguf !== undefined
-        ? { teacher: (yield* onRun(() => import("../../teachers/GgufTeacher.js"))).make(gguf, ctx.inputNodes.model ?? "model"), stats: undefined }
-        : { teacher: (yield* onRun(() => import("../../teachers/DistilleryTeacher.js"))).make(lm!, ctx.inputNodes.model ?? "model"), stats: undefined }
+      const sampler = yield* teacherOf(ctx, model, "model")
       const drawn = { temperature: params.temperature, topK: params.topK, topP: params.topP, minP: params.minP, maxNewTokens: params.maxNewTokens, stop: params.stop }
       const settings = {
         ...drawn,

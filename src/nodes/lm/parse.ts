@@ -5,17 +5,39 @@
  * majority of their prompt's n samples with enough agreement (self-consistency, Wang et al. 2023).
  * The kept rows leave as Generations (sliced by Filters.ts's `keepRows`) and as a prompt/completion
  * corpus whose `answers` and `rationales` come from the parse, for multi-task training. Every row's
- * decision is recorded with its reason. Judging samples with an LLM (LLM-as-judge) is not done here.
+ * decision is recorded with its reason. With a `judge` (a Teacher on input 'judge' and param 'judge'),
+ * the samples that survive those rules are judged by an LM (generation/Judge.ts): the rubric rendered
+ * per sample, one seeded reply each through the teacher interface, a score read from it, kept at or
+ * above the threshold; every judged row's score and reply go into its `examples` row.
  */
 import { Effect, Schema } from "effect"
-import type { Generations, TextCorpus } from "../../domain/Artifact.js"
+import type { Generations, GgufTeacherFile, LanguageModel, TeacherEndpoint, TextCorpus } from "../../domain/Artifact.js"
+import { deriveSeed } from "../../domain/Random.js"
 import { keepRows } from "../../generation/Filters.js"
+import type { JudgeColumns, Judgement } from "../../generation/Judge.js"
+import { checkJudge, DefaultScorePattern, judge as judgeOne, judgeNeverScored, JudgeVariables, parseRubric, quoteReply, renderRubric } from "../../generation/Judge.js"
+import { decodeTransformerSpec } from "../../models/TransformerSpec.js"
+import type { TeacherPrompt } from "../../teachers/Teacher.js"
 import type { Normalisation, Parsed } from "../../generation/Rationale.js"
 import { checkAnswerPattern, DefaultAnswerPattern, majority, normaliseAnswer, Normalisations, parseRationale } from "../../generation/Rationale.js"
 import type { ExampleRow } from "../NodeKind.js"
-import { defineKind } from "../NodeKind.js"
-import { fail } from "./common.js"
+import { defineKind, onRun } from "../NodeKind.js"
+import { fail, PositiveInt } from "./common.js"
 import { sftCorpus } from "./filter.js"
+import { teacherOf } from "./generate.js"
+
+export const JudgeParam = Schema.Struct({
+  rubric: Schema.NonEmptyString.annotations({
+    description: `The judge's prompt, a template over ${JudgeVariables.map((v) => `{${v}}`).join(", ")} ({question}: the record's own prompt where input 'corpus' has it, else the prompt sampled; {prompt}: the prompt the teacher saw; {gold}: "" when unknown); {{ and }} are literal braces`
+  }),
+  scorePattern: Schema.optionalWith(Schema.NonEmptyString, { default: () => DefaultScorePattern }).annotations({
+    description: `A regular expression with exactly one capture group around a number; its first match in the judge's reply is the score. Default: ${DefaultScorePattern}`
+  }),
+  threshold: Schema.Number.annotations({ description: "Keep a sample whose score is at least this" }),
+  maxNewTokens: Schema.optionalWith(PositiveInt, { default: () => 16 }).annotations({ description: "Tokens the judge may reply with" }),
+  temperature: Schema.optionalWith(Schema.NonNegative, { default: () => 0 }).annotations({ description: "The judge's sampling temperature; 0 is greedy" }),
+  batchSize: Schema.optionalWith(PositiveInt, { default: () => 16 }).annotations({ description: "Judge prompts per forward pass, where the judge batches" })
+}).pipe(Schema.filter((j) => checkJudge(j)), Schema.annotations({ identifier: "Judge" }))
 
 export const LmParseParams = Schema.Struct({
   answerPattern: Schema.optionalWith(
@@ -39,6 +61,10 @@ export const LmParseParams = Schema.Struct({
   }),
   requireGold: Schema.optionalWith(Schema.Boolean, { default: () => false }).annotations({
     description: "Drop a sample whose answer differs from its prompt's gold answer (the samples' answers, else input 'corpus''s by prompt id), where one is known"
+  }),
+  judge: Schema.optional(JudgeParam).annotations({
+    description:
+      "LLM-as-judge on the samples the other rules keep: the model on input 'judge' replies to the rubric rendered per sample; a score (scorePattern) at least threshold keeps it; no score, or a failed request, drops it"
   })
 }).annotations({ identifier: "LmParseParams" })
 export type LmParseParams = typeof LmParseParams.Type
@@ -89,7 +115,8 @@ export const LmParseKind = defineKind({
   params: LmParseParams,
   inputs: {
     samples: { type: "Generations", description: "the samples to parse (lm_generate, lm_filter)" },
-    corpus: { type: "TextCorpus", optional: true, description: "gold answers by prompt id, where the samples carry none" }
+    corpus: { type: "TextCorpus", optional: true, description: "gold answers by prompt id, where the samples carry none (and the judge's {question})" },
+    judge: { type: "Teacher", optional: true, description: "the judge (with param 'judge'): a LanguageModel, an http_teacher endpoint or a gguf_teacher file" }
   },
   outputs: { samples: "Generations", corpus: "TextCorpus" },
   run: (ctx) =>
@@ -97,7 +124,18 @@ export const LmParseKind = defineKind({
       const { params } = ctx
       const samples: Generations = ctx.inputs.samples
       const corpus: TextCorpus | undefined = ctx.inputs.corpus
+      const judgeModel: LanguageModel | TeacherEndpoint | GgufTeacherFile | undefined = ctx.inputs.judge
       const G = samples.texts.length
+      if (params.judge !== undefined && judgeModel === undefined) {
+        return yield* fail(ctx, "param 'judge' is set but input 'judge' is not wired: wire a Teacher (a LanguageModel, http_teacher or gguf_teacher node) to input 'judge', or remove param 'judge'")
+      }
+      if (params.judge === undefined && judgeModel !== undefined) {
+        return yield* fail(ctx, `input 'judge' is wired ('${ctx.inputNodes.judge}') but param 'judge' is not set: give param 'judge: { rubric, threshold }', or unwire input 'judge'`)
+      }
+      if (params.judge !== undefined) {
+        const problem = checkJudge(params.judge)
+        if (problem !== undefined) return yield* fail(ctx, `param ${problem}`)
+      }
       if (G === 0) return yield* fail(ctx, "input 'samples' holds no samples: nothing to parse")
       const how: Normalisation = params.normalise
       const pattern = new RegExp(params.answerPattern)
@@ -114,11 +152,121 @@ export const LmParseKind = defineKind({
         const raw = goldRaw(g)
         return raw === null ? null : normaliseAnswer(raw, how) ?? raw.trim()
       })
-      const { decisions, votes } = decideParsed(samples, parsed, gold, params)
-      const kept = decisions.filter((d) => d.keep).length
-      if (kept === 0) {
-        const first = decisions[0]!.reason
+      const ruled = decideParsed(samples, parsed, gold, params)
+      const votes = ruled.votes
+      if (!ruled.decisions.some((d) => d.keep)) {
+        const first = ruled.decisions[0]!.reason
         return yield* fail(ctx, `every one of the ${G} samples was dropped (first: ${first}): loosen requireGold or selfConsistency, or fix the answer pattern`)
+      }
+      // The judge, on the rows the rules kept.
+      const judgements = new Map<number, Judgement>()
+      let judgeFacts: Record<string, unknown> = {}
+      let neverScored = false
+      if (params.judge !== undefined) {
+        const j = params.judge
+        const rubric = parseRubric(j.rubric)
+        if ("error" in rubric) return yield* fail(ctx, `param 'judge': ${rubric.error}`)
+        const questions = new Map<string, string>()
+        if (corpus?.prompts !== undefined) corpus.ids.forEach((id, d) => questions.set(id, corpus.prompts![d]!))
+        const rows = ruled.decisions.flatMap((d, g) => (d.keep ? [g] : []))
+        const texts = rows.map((g) => {
+          const p = parsed[g] as { answer: string; rationale: string }
+          const columns: JudgeColumns = {
+            question: questions.get(samples.promptIds[g]!) ?? samples.prompts[g]!,
+            prompt: samples.prompts[g]!,
+            rationale: p.rationale,
+            answer: p.answer,
+            completion: samples.texts[g]!,
+            gold: gold[g] ?? ""
+          }
+          return renderRubric(rubric.parts, columns)
+        })
+        const { teacher, stats } = yield* teacherOf(ctx, judgeModel!, "judge")
+        // A judge with a vocabulary samples from tokens: the rubric encoded, its last context - 1 tokens kept.
+        let truncated = 0
+        const tokensOf = yield* Effect.gen(function* () {
+          const vocabulary = teacher.vocabulary
+          if (vocabulary === undefined) return (_: string): Int32Array | undefined => undefined
+          const { encode } = yield* onRun(() => import("../../tokenizer/Tokenizer.js"))
+          const context =
+            judgeModel!._tag === "LanguageModel" ? decodeTransformerSpec(judgeModel!.spec).context : judgeModel!._tag === "GgufTeacherFile" ? judgeModel!.contextSize : undefined
+          const start = vocabulary.special["<eos>"] ?? vocabulary.special["<bos>"] ?? encode(vocabulary, "\n")[0]!
+          return (text: string): Int32Array | undefined => {
+            const ids = encode(vocabulary, text)
+            const all = ids.length > 0 ? ids : [start]
+            if (context === undefined || all.length < context) return Int32Array.from(all)
+            truncated++
+            return Int32Array.from(all.slice(all.length - (context - 1)))
+          }
+        })
+        const prompts: Array<TeacherPrompt> = rows.map((g, i) => {
+          const tokens = tokensOf(texts[i]!)
+          return {
+            id: `${samples.promptIds[g]}#${samples.sample[g]}`,
+            text: texts[i]!,
+            ...(tokens !== undefined ? { tokens } : {}),
+            seed: deriveSeed(ctx.seed, "judge", samples.promptIds[g]!, samples.sample[g]!)
+          }
+        })
+        const outcomes = yield* teacher
+          .sample(prompts, {
+            temperature: j.temperature,
+            topK: 0,
+            topP: 1,
+            minP: 0,
+            maxNewTokens: j.maxNewTokens,
+            stop: [],
+            topLogprobs: 0,
+            batchSize: j.batchSize,
+            onProgress: (done, total) => ctx.progress({ done, total, unit: "judged" })
+          })
+          .pipe(Effect.mapError((e) => fail(ctx, `the judge ('${ctx.inputNodes.judge}') could not be asked: ${e.message}`, e)))
+        const pattern = new RegExp(j.scorePattern)
+        rows.forEach((g, i) => judgements.set(g, judgeOne(outcomes[i]!, pattern, j.threshold)))
+        const all = [...judgements.values()]
+        const scores = all.flatMap((v) => (v.score !== null ? [v.score] : []))
+        const count = (o: Judgement["outcome"]) => all.filter((v) => v.outcome === o).length
+        ctx.metric({ name: "judged", value: all.length })
+        ctx.metric({ name: "judge_kept", value: all.filter((v) => v.keep).length })
+        ctx.metric({ name: "judge_no_score", value: count("no_score") })
+        ctx.metric({ name: "judge_failed", value: count("failed") })
+        if (scores.length > 0) ctx.metric({ name: "judge_mean_score", value: scores.reduce((a, b) => a + b, 0) / scores.length })
+        if (stats !== undefined) {
+          const st = stats()
+          ctx.metric({ name: "judge_requests", value: st.requests })
+          ctx.metric({ name: "judge_cost", value: st.cost })
+        }
+        const warning = judgeNeverScored(all)
+          ? `the judge never returned a score: no reply of ${all.length} matched scorePattern /${j.scorePattern}/ (e.g. ${quoteReply(all.find((v) => v.reply !== null)?.reply ?? "")}); fix the pattern or the rubric`
+          : undefined
+        neverScored = warning !== undefined
+        if (warning !== undefined) ctx.progress({ done: all.length, total: all.length, unit: "judged", facts: { warning } })
+        judgeFacts = {
+          judge: {
+            teacher: teacher.name,
+            node: ctx.inputNodes.judge ?? "judge",
+            threshold: j.threshold,
+            scorePattern: j.scorePattern,
+            judged: all.length,
+            scored: count("scored"),
+            noScore: count("no_score"),
+            failed: count("failed"),
+            truncatedPrompts: truncated,
+            ...(warning !== undefined ? { warning } : {})
+          }
+        }
+      }
+      const decisions = ruled.decisions.map((d, g) => {
+        const v = judgements.get(g)
+        if (v === undefined) return d
+        const replied = v.reply !== null && v.outcome === "scored" ? ` (reply ${quoteReply(v.reply)})` : ""
+        return v.keep ? { keep: true, reason: `${d.reason}; ${v.reason}${replied}` } : { keep: false, reason: `${v.reason}${replied}` }
+      })
+      const kept = decisions.filter((d) => d.keep).length
+      // A judge that never scored leaves an empty output and a warning, with every row's reply recorded.
+      if (kept === 0 && !neverScored) {
+        const first = decisions.find((_, g) => judgements.has(g))!.reason
+        return yield* fail(ctx, `every one of the ${G} samples was dropped (first judged: ${first}): lower param 'judge.threshold', or fix the rubric`)
       }
       const keep = decisions.map((d) => d.keep)
       const keptSamples = keepRows(samples, keep)
@@ -130,7 +278,13 @@ export const LmParseKind = defineKind({
         rationales: keptRows.map((g) => (parsed[g] as { rationale: string }).rationale),
         metadata: base.metadata!.map((m, j) => {
           const g = keptRows[j]!
-          return { ...m, agreement: votes.get(samples.promptIds[g]!)!.agreement, ...(gold[g] !== null ? { gold: gold[g] } : {}) }
+          const v = judgements.get(g)
+          return {
+            ...m,
+            agreement: votes.get(samples.promptIds[g]!)!.agreement,
+            ...(gold[g] !== null ? { gold: gold[g] } : {}),
+            ...(v !== undefined ? { judgeScore: v.score, judgeReply: v.reply } : {})
+          }
         })
       }
       const rows: Array<ExampleRow> = decisions.map((d, g) => ({
@@ -138,6 +292,7 @@ export const LmParseKind = defineKind({
         exampleId: g,
         label: -1,
         confidence: votes.get(samples.promptIds[g]!)!.agreement,
+        ...(judgements.has(g) ? { subject: ctx.inputNodes.judge ?? "judge" } : {}),
         decision: d.keep ? "keep" : "drop",
         reason: d.reason
       }))
@@ -159,7 +314,8 @@ export const LmParseKind = defineKind({
         prompts: votes.size,
         goldKnown: gold.filter((a) => a !== null).length,
         ...(params.selfConsistency !== undefined ? { minAgreement: params.selfConsistency.minAgreement } : {}),
-        requireGold: params.requireGold
+        requireGold: params.requireGold,
+        ...judgeFacts
       })
       return { samples: keptSamples, corpus: output }
     }).pipe(Effect.withSpan("lm_parse.run", { attributes: { node: ctx.nodeId } }))
