@@ -127,6 +127,13 @@ export interface TextCorpus {
   readonly rationales?: ReadonlyArray<string | null>
   /** (D) the record's other columns, or facts such as Brown's genre. */
   readonly metadata?: ReadonlyArray<Readonly<Record<string, unknown>>>
+  /**
+   * (D) each document's loss weight in next-token cross-entropy (absent: 1 for all); a multi-task corpus
+   * (lm_tasks) weights each task's documents by the task's weight.
+   */
+  readonly weights?: ReadonlyArray<number>
+  /** (D) the task each document belongs to, in a multi-task corpus (lm_tasks). */
+  readonly tasks?: ReadonlyArray<string>
   /** Document indices per split, ascending (source order). */
   readonly splits: { readonly train: Int32Array; readonly validation: Int32Array; readonly test: Int32Array }
 }

@@ -5,6 +5,12 @@
  * DataCollatorForCompletionOnlyLM masks with -100). The reduction is per token, not per sequence.
  *
  *   L = sum_{b,t: y[b,t] >= 0} -log p(y[b,t] | x[b, <=t]) / #{b,t: y[b,t] >= 0}
+ *
+ * The weighted variant (per-task loss weights of a multi-task corpus, lm_tasks) multiplies each
+ * position's term by its weight w[b,t] and keeps the same denominator, so all-ones weights give the
+ * unweighted loss exactly:
+ *
+ *   L_w = sum_{b,t: y[b,t] >= 0} w[b,t] * -log p(y[b,t] | x[b, <=t]) / #{b,t: y[b,t] >= 0}
  */
 import * as tf from "@tensorflow/tfjs"
 
@@ -23,4 +29,10 @@ export const nextTokenNll = (logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Tens
 export const nextTokenLoss = (logits: tf.Tensor3D, targets: tf.Tensor2D): tf.Scalar => {
   const count = tf.sum(tf.cast(tf.greaterEqual(targets, 0), "float32")) // () counted targets
   return tf.div(tf.sum(nextTokenNll(logits, targets)), tf.maximum(count, 1)) as tf.Scalar
+}
+
+/** The weighted mean: sum of w * `nextTokenNll` over counted positions / their count (0 when none counts). weights (B, T) float32. */
+export const weightedNextTokenLoss = (logits: tf.Tensor3D, targets: tf.Tensor2D, weights: tf.Tensor2D): tf.Scalar => {
+  const count = tf.sum(tf.cast(tf.greaterEqual(targets, 0), "float32")) // () counted targets
+  return tf.div(tf.sum(tf.mul(nextTokenNll(logits, targets), weights)), tf.maximum(count, 1)) as tf.Scalar
 }

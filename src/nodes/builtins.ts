@@ -17,6 +17,7 @@ import { LmEvaluateKind } from "./lm/evaluate.js"
 import { LmGenerateKind, LmScoreKind } from "./lm/generate.js"
 import { LmFilterKind } from "./lm/filter.js"
 import { LmParseKind } from "./lm/parse.js"
+import { LmTasksKind } from "./lm/tasks.js"
 import { LmTaskEvaluateKind } from "./lm/taskEvaluate.js"
 import { HttpTeacherKind } from "./lm/teacher.js"
 import { GgufTeacherKind } from "./lm/gguf.js"
@@ -45,6 +46,7 @@ export const builtinKinds: ReadonlyArray<AnyNodeKind> = [
   LmEvaluateKind,
   LmFilterKind,
   LmParseKind,
+  LmTasksKind,
   LmTaskEvaluateKind,
   LmGenerateKind,
   LmScoreKind,

@@ -5,7 +5,8 @@
  * one: window i's inputs are stream[iT .. iT + T), its targets stream[iT + 1 .. iT + T], so each
  * token is a target exactly once. The tail that does not fill a window is dropped. For
  * prompt/completion documents the prompt's tokens are targets of -1 (not counted by the loss), so a
- * model learns the completions only.
+ * model learns the completions only. A corpus with per-document loss weights (a multi-task corpus of
+ * lm_tasks) also gives each counted target its document's weight (`weights`, 0 where not counted).
  *
  * `packScored` packs a model's scored samples (a Generations artifact with `scores`) instead: one
  * sequence per sample, prompt + generated tokens, padded, its targets counted on the generated tokens
@@ -21,6 +22,11 @@ export interface PackedTokens {
   readonly inputs: Int32Array
   /** (N, T) the next token of each input, or -1 where it is not counted (a prompt token). */
   readonly targets: Int32Array
+  /**
+   * (N, T) per target, the loss weight of the document the target token belongs to, 0 where the target
+   * is not counted; only when the corpus has per-document `weights` (absent: every counted target 1).
+   */
+  readonly weights?: Float32Array
 }
 
 /** Sequences in a pack. */
@@ -31,17 +37,21 @@ export const tokenStream = (
   tokenizer: Tokenizer,
   corpus: TextCorpus,
   split: keyof TextCorpus["splits"]
-): { readonly ids: Array<number>; readonly counted: Array<boolean> } => {
+): { readonly ids: Array<number>; readonly counted: Array<boolean>; readonly weights?: Array<number> } => {
   const eos = tokenizer.special["<eos>"]
   const ids: Array<number> = []
   const counted: Array<boolean> = []
+  const weights: Array<number> | undefined = corpus.weights !== undefined ? [] : undefined
+  let weight = 1
   const add = (tokens: ReadonlyArray<number>, count: boolean) => {
     for (const t of tokens) {
       ids.push(t)
       counted.push(count)
+      weights?.push(weight)
     }
   }
   for (const d of corpus.splits[split]) {
+    if (weights !== undefined) weight = corpus.weights![d] ?? 1
     if (corpus.prompts !== undefined && corpus.completions !== undefined) {
       add(encode(tokenizer, corpus.prompts[d]!), false)
       add(encode(tokenizer, corpus.completions[d]!), true)
@@ -50,22 +60,27 @@ export const tokenStream = (
     }
     if (eos !== undefined) add([eos], true)
   }
-  return { ids, counted }
+  return { ids, counted, ...(weights !== undefined ? { weights } : {}) }
 }
 
-/** Cuts a stream into (N, T) inputs and targets; N = floor((tokens - 1) / T). */
-export const packStream = (stream: { readonly ids: ReadonlyArray<number>; readonly counted: ReadonlyArray<boolean> }, T: number): PackedTokens => {
+/** Cuts a stream into (N, T) inputs and targets (and, with per-token weights, target weights); N = floor((tokens - 1) / T). */
+export const packStream = (
+  stream: { readonly ids: ReadonlyArray<number>; readonly counted: ReadonlyArray<boolean>; readonly weights?: ReadonlyArray<number> },
+  T: number
+): PackedTokens => {
   const n = Math.max(0, Math.floor((stream.ids.length - 1) / T))
   const inputs = new Int32Array(n * T)
   const targets = new Int32Array(n * T)
+  const weights = stream.weights !== undefined ? new Float32Array(n * T) : undefined
   for (let i = 0; i < n; i++) {
     for (let t = 0; t < T; t++) {
       const at = i * T + t
       inputs[at] = stream.ids[at]!
       targets[at] = stream.counted[at + 1] ? stream.ids[at + 1]! : -1
+      if (weights !== undefined && stream.counted[at + 1]) weights[at] = stream.weights![at + 1]!
     }
   }
-  return { length: T, inputs, targets }
+  return { length: T, inputs, targets, ...(weights !== undefined ? { weights } : {}) }
 }
 
 export const packCorpus = (tokenizer: Tokenizer, corpus: TextCorpus, split: keyof TextCorpus["splits"], T: number): PackedTokens =>

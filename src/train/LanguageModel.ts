@@ -19,12 +19,18 @@
  * With `scored`, the training sequences are a model's scored samples (tokenizer/Pack.ts `packScored`)
  * and each micro-batch hands the loss the stored top-k + tail log-probs of its positions instead of a
  * teacher's logits: token-level KD with no teacher model at training time.
+ *
+ * When `train` carries per-target weights (a multi-task corpus's per-task loss weights, tokenizer/Pack.ts),
+ * the loss is the weighted next-token cross-entropy (losses/nextToken.ts `weightedNextTokenLoss`: the
+ * sum of w * NLL over counted targets / their count; all-ones weights give the unweighted loss exactly).
+ * Weights apply to cross-entropy training only (no teacher, scores, on-policy batches or custom loss);
+ * validation stays unweighted CE.
  */
 import * as tf from "@tensorflow/tfjs"
 import { backendCapabilities } from "../backend/Capabilities.js"
 import type { Weight } from "../domain/Artifact.js"
 import { deriveSeed, makeRng } from "../domain/Random.js"
-import { nextTokenLoss, nextTokenNll } from "../losses/nextToken.js"
+import { nextTokenLoss, nextTokenNll, weightedNextTokenLoss } from "../losses/nextToken.js"
 import { readWeights } from "../models/Network.js"
 import type { Transformer } from "../models/Transformer.js"
 import { buildTransformer, transformerFromWeights } from "../models/Transformer.js"
@@ -146,6 +152,14 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
   check(o.onPolicy === undefined || o.teacher !== undefined, () => "on-policy distillation needs a teacher to score the student's samples")
   check(o.scored === undefined || (o.teacher === undefined && o.onPolicy === undefined), () => "stored scores replace the teacher: give scored or teacher, not both")
   check(
+    o.train.weights === undefined || (o.teacher === undefined && o.scored === undefined && o.onPolicy === undefined && o.loss === undefined),
+    () => "per-target loss weights apply to next-token cross-entropy training only: not with a teacher, stored scores, on-policy batches or a custom loss"
+  )
+  check(
+    o.train.weights === undefined || o.train.weights.length === o.train.inputs.length,
+    () => `loss weights for ${o.train.weights!.length} positions, but the training sequences have ${o.train.inputs.length}`
+  )
+  check(
     o.scored === undefined || o.scored.scores.tailLogProb.length === o.train.inputs.length,
     () => `scores for ${o.scored!.scores.tailLogProb.length} positions, but the training sequences have ${o.train.inputs.length}`
   )
@@ -201,6 +215,9 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
           })()
         : undefined
     if (stored !== undefined) owned.push(stored.indices, stored.logProbs, stored.tailLogProb)
+    // (N, T) per-target loss weights, when the corpus has them.
+    const lossWeights = o.train.weights !== undefined ? tf.tensor2d(o.train.weights, [n, o.train.length]) : undefined
+    if (lossWeights !== undefined) owned.push(lossWeights)
 
     // The stream of sequence indices: pass e over the data is epochOrder(seed, e + 1, n).
     const orders = new Map<number, Int32Array>()
@@ -241,10 +258,12 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
         let xb: tf.Tensor2D // (B, T) int32
         let yb: tf.Tensor2D // (B, T) int32, -1 = not counted
         let topk: TokenTopk | undefined
+        let wb: tf.Tensor2D | undefined // (B, T) float32 loss weights
         if (samples === undefined) {
           const idx = tf.tensor1d(sequences, "int32")
           xb = tf.gather(data.inputs, idx) as tf.Tensor2D
           yb = tf.gather(data.labels, idx) as tf.Tensor2D
+          if (lossWeights !== undefined) wb = tf.gather(lossWeights, idx) as tf.Tensor2D
           if (stored !== undefined) {
             topk = {
               indices: tf.gather(stored.indices, idx) as tf.Tensor3D, // (B, T, k)
@@ -265,7 +284,9 @@ export const trainLanguageModel = async (o: LmTrainOptions): Promise<LmTrainResu
               ? onPolicy!.loss(studentLogits(), yb, teacherLogits!)
               : topk !== undefined
                 ? o.scored!.loss(studentLogits(), yb, topk)
-                : lossOf(studentLogits(), yb, teacherLogits),
+                : wb !== undefined
+                  ? weightedNextTokenLoss(studentLogits(), yb, wb)
+                  : lossOf(studentLogits(), yb, teacherLogits),
           variables
         )
         const previous = accumulated

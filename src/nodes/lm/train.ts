@@ -22,11 +22,16 @@
  * works), mixed with (1 - alpha) * the CE of the generated tokens, mean per generated token. Validation
  * stays next-token CE on the corpus's validation split. `scored` excludes `teacher` (the scores are the
  * teacher) and `onPolicy` (that samples the student and needs a live teacher to score its samples).
+ *
+ * A corpus with per-document loss weights (lm_tasks' multi-task corpus) trains on the weighted
+ * next-token CE: each counted target's NLL times its document's weight, over the count of counted
+ * targets (all-ones weights: the plain loss). Only cross-entropy training reads them.
  */
 import type * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
 import type { Generations, LanguageModel, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
 import { parameterCount } from "../../domain/Artifact.js"
+import { trainDocumentsPerTask } from "../../data/multitask.js"
 import { divergenceNames, ObjectiveSpec } from "../../losses/ObjectiveSpec.js"
 import type { TokenTopk } from "../../losses/tokenKd.js"
 import { decodeTransformerSpec, TransformerSpec } from "../../models/TransformerSpec.js"
@@ -123,6 +128,9 @@ const describeOnPolicy = (p: OnPolicyParams, objective: Record<string, string | 
   offPolicyLoss: objective.loss
 })
 
+/** The loss weight of a task's first document in a multi-task corpus. */
+const taskWeight = (corpus: TextCorpus, task: string): number => corpus.weights![corpus.tasks!.indexOf(task)] ?? 1
+
 export const LmTrainKind = defineKind({
   kind: "lm_train",
   version: 1,
@@ -168,6 +176,18 @@ export const LmTrainKind = defineKind({
       }
       const objective = params.objective
       const distilling = objective !== undefined && objective.divergence !== "none"
+      if (corpus.weights !== undefined && (teacher !== undefined || scored !== undefined || distilling || params.onPolicy !== undefined)) {
+        const with_ = [
+          ...(teacher !== undefined ? ["input 'teacher'"] : []),
+          ...(scored !== undefined ? ["input 'scored'"] : []),
+          ...(distilling ? ["param 'objective'"] : []),
+          ...(params.onPolicy !== undefined ? ["param 'onPolicy'"] : [])
+        ].join(", ")
+        return yield* fail(
+          ctx,
+          `per-task loss weights apply to cross-entropy training; corpus '${corpus.name}' carries per-document loss weights (lm_tasks) but ${with_} ${with_.includes(",") ? "are" : "is"} set: train on the multi-task corpus without a teacher, stored scores or an objective, or distil on a corpus without weights`
+        )
+      }
       if (scored !== undefined) {
         const name = ctx.inputNodes.scored ?? "scored"
         if (teacher !== undefined) {
@@ -238,13 +258,23 @@ export const LmTrainKind = defineKind({
         ctx.metric({ name: "scored_tokens_cut", value: fromScores.cutTokens })
       }
       ctx.metric({ name: "validation_tokens", value: validation.inputs.length })
+      const perTask = fromScores === undefined ? trainDocumentsPerTask(corpus) : undefined
+      if (perTask !== undefined) for (const [task, n] of Object.entries(perTask)) ctx.metric({ name: `train_documents_${task}`, value: n })
       const { describeTokenObjective, describeTopkTokenObjective, onPolicyDistillationLoss, tokenDistillationLoss, topkTokenDistillationLoss } = yield* onRun(
         () => import("../../losses/tokenKd.js")
       )
       const { transformerFromWeights } = yield* onRun(() => import("../../models/Transformer.js"))
       const described = !distilling ? undefined : fromScores !== undefined ? describeTopkTokenObjective(objective, fromScores.scores.k) : describeTokenObjective(objective)
       ctx.info({
-        loss: described !== undefined ? String(described.loss) : "next-token cross-entropy, mean per counted target token",
+        loss:
+          described !== undefined
+            ? String(described.loss)
+            : train.weights !== undefined
+              ? "weighted next-token cross-entropy: sum over counted target tokens of the document's weight * NLL / counted target tokens"
+              : "next-token cross-entropy, mean per counted target token",
+        ...(perTask !== undefined && corpus.weights !== undefined
+          ? { tasks: Object.fromEntries(Object.keys(perTask).map((task) => [task, { trainDocuments: perTask[task]!, weight: taskWeight(corpus, task) }])) }
+          : {}),
         ...(described !== undefined && scored === undefined ? { objective: described, teacher: ctx.inputNodes.teacher ?? "teacher" } : {}),
         ...(described !== undefined && scored !== undefined
           ? {
