@@ -33,7 +33,7 @@ export interface AnswerScore {
 
 const verdict = (answer: string | undefined, gold: string, unparsed: string): AnswerScore =>
   answer === undefined
-    ? { correct: false, answer, gold, reason: unparsed }
+    ? { correct: false, answer, gold, reason: `${unparsed}, gold ${gold}` }
     : answer === gold
     ? { correct: true, answer, gold, reason: "correct" }
     : { correct: false, answer, gold, reason: `wrong answer: got ${answer}, gold ${gold}` }

@@ -34,8 +34,8 @@ describe("TaskScore", () => {
     assert.isFalse(scoreAnswer("Yes", "yes", "text").correct)
     const wrong = scoreAnswer("12", "14", "number")
     assert.deepStrictEqual([wrong.correct, wrong.reason], [false, "wrong answer: got 12, gold 14"])
-    assert.deepStrictEqual(scoreAnswer("", "14", "text").reason, "empty output")
-    assert.match(scoreAnswer("many", "14", "number").reason, /^no number in output "many"/)
+    assert.deepStrictEqual(scoreAnswer("", "14", "text").reason, "empty output, gold 14")
+    assert.match(scoreAnswer("many", "14", "number").reason, /^no number in output "many", gold 14$/)
   })
 
   it("completion target: the pattern's answer in a chain of thought", () => {
@@ -44,7 +44,7 @@ describe("TaskScore", () => {
     const wrong = scoreCompletion("3 + 11 = 15. The answer is 15.", "14", p, "number")
     assert.deepStrictEqual([wrong.correct, wrong.answer, wrong.reason], [false, "15", "wrong answer: got 15, gold 14"])
     const none = scoreCompletion("3 + 11 = 14", "14", p, "number")
-    assert.deepStrictEqual([none.correct, none.answer, none.reason], [false, undefined, "unparseable: no match of the answer pattern"])
+    assert.deepStrictEqual([none.correct, none.answer, none.reason], [false, undefined, "unparseable: no match of the answer pattern, gold 14"])
     assert.isTrue(scoreCompletion("So: ANSWER=abc", "abc", /ANSWER=(\w+)/, "text").correct)
   })
 
