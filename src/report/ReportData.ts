@@ -481,6 +481,18 @@ export const resolveParam = (
 const isNumericParam = (param: string, trials: ReadonlyArray<Trial>): boolean =>
   trials.length > 0 && trials.every((t) => typeof t.params[param] === "number" && Number.isFinite(t.params[param]))
 
+/** Whether `param`'s value is a function of `x`'s over the trials (each x value goes with one value of it). */
+const determinedBy = (param: string, x: string, trials: ReadonlyArray<Trial>): boolean => {
+  const seen = new Map<string, string>()
+  for (const t of trials) {
+    const key = valueLabel(t.params[x])
+    const value = valueLabel(t.params[param])
+    if ((seen.get(key) ?? value) !== value) return false
+    seen.set(key, value)
+  }
+  return true
+}
+
 const coefficientOfVariation = (xs: ReadonlyArray<number>): number => {
   const s = summarize(xs)
   return s === null || s.mean === 0 ? Number.POSITIVE_INFINITY : s.sd / Math.abs(s.mean)
@@ -541,7 +553,8 @@ export const sweepSection = (input: SweepInput): Either.Either<SweepSection, Rep
         if (!group.includes(p)) group.push(p)
       }
     } else {
-      group.push(...candidates.filter((p) => p !== x))
+      // A param that moves in lock step with x (a zip partner: every training set's size at once) adds no line.
+      group.push(...candidates.filter((p) => p !== x && (x === null || !determinedBy(p, x, trials))))
     }
 
     const metric = options.metric ?? "accuracy"

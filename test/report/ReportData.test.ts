@@ -182,6 +182,17 @@ describe("sweepSection", () => {
     assert.deepStrictEqual(byRun.charts[0]!.references[0], { label: "baseline base", value: 0.75 })
   })
 
+  it("a param zipped with x (it moves in lock step) is not a group of its own", () => {
+    const S = "student.params.batchSize"
+    const f = sweepFixture()
+    // batchSize follows temperature: 2 -> 32, 8 -> 128, as a zip gives it.
+    const trials = f.trials.map((t) => ({ ...t, params: { ...t.params, [S]: t.params[T] === 2 ? 32 : 128 } }))
+    const section = Either.getOrThrow(sweepSection({ params: [T, S, D], ...f, trials, baseline: null, options: {} }))
+    assert.strictEqual(section.x, T)
+    assert.deepStrictEqual(section.group, [D])
+    assert.deepStrictEqual(section.charts[0]!.series.map((s) => s.label), ["divergence=kl", "divergence=jsd"])
+  })
+
   it("a seeds-only sweep draws one point per evaluate node", () => {
     const trials: Array<Trial> = [1, 2, 3].map((seed) => ({ trial: seed, runId: `r${seed}`, seed, status: "succeeded", params: {} }))
     const nodes = trials.flatMap((t) => pipelineNodes(t.runId!, String(t.seed)))
