@@ -4,16 +4,20 @@
  * mean of the rows' correctness, rationale_f1 = the mean of their F1), every output is a generations
  * row, and no tensor is left behind; reference rationales from an lm_parse-like corpus are matched by
  * source id; the refusals name what is wrong. Then a tiny model trained on four examples' answer and
- * rationale tasks until it has memorised the answers answers every one right.
+ * rationale tasks until it has memorised the answers answers every one right. The model is decoded
+ * through the teacher interface: the same model served by `distillery serve`'s server and measured as an
+ * http_teacher gives the same rows, and an endpoint that answers nothing counts every row wrong with
+ * reason "failed: ..." rather than failing the node.
  */
 import { assert, beforeAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Schema } from "effect"
-import type { LanguageModel, TextCorpus } from "../../src/domain/Artifact.js"
+import type { LanguageModel, TeacherEndpoint, TextCorpus } from "../../src/domain/Artifact.js"
 import { initBackend } from "../../src/backend/Backend.js"
 import { decodeTransformerSpec } from "../../src/models/TransformerSpec.js"
 import { LmTaskEvaluateKind } from "../../src/nodes/lm/taskEvaluate.js"
 import { LmTrainKind } from "../../src/nodes/lm/train.js"
+import { startServer } from "../../src/serve/OpenAiServer.js"
 import { TextKind } from "../../src/nodes/text.js"
 import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
 import { runKind } from "../fixtures/context.js"
@@ -30,6 +34,20 @@ const randomModel = (): LanguageModel =>
 
 const coinFlip = async (): Promise<TextCorpus> =>
   (await runKind<{ corpus: TextCorpus }>(TextKind, { source: "task", task: "coin_flip", examples: 20, people: 2, test: 0.3, validation: 0 }, {})).outputs.corpus
+
+/** An http_teacher's endpoint artifact: no retries, no cache. */
+const endpoint = (baseUrl: string, model: string): TeacherEndpoint => ({
+  _tag: "TeacherEndpoint",
+  baseUrl,
+  model,
+  api: "completions",
+  concurrency: 4,
+  timeoutSeconds: 30,
+  retries: 0,
+  topLogprobs: 0,
+  maxFailureFraction: 0,
+  price: { input: 0, output: 0 }
+})
 
 const tasks = [
   { name: "answer", prefix: "[answer] ", target: "answer" },
@@ -151,6 +169,49 @@ describe("lm_task_evaluate", () => {
     assert.throws(() => Schema.decodeUnknownSync(LmTaskEvaluateKind.params)({ tasks: [{ name: "c", target: "completion", answerPattern: "(a)(b)" }] }), /exactly one/)
     assert.throws(() => Schema.decodeUnknownSync(LmTaskEvaluateKind.params)({ tasks: [{ name: "a", target: "answer", answerPattern: "(a)" }] }), /completion only/)
     assert.throws(() => Schema.decodeUnknownSync(LmTaskEvaluateKind.params)({ tasks: [{ name: "a", target: "answer" }, { name: "a", target: "rationale" }] }), /occurs twice/)
+  })
+
+  it("measures a served model as an http_teacher exactly as in-process: the same outputs and verdicts", async () => {
+    const corpus = await coinFlip()
+    const model = randomModel()
+    const params = { tasks, maxNewTokens: 6, normalise: "label", batchSize: 4 }
+    const local = await runKind(LmTaskEvaluateKind, params, { model, corpus })
+    const server = await startServer({ model, name: "random", port: 0 })
+    try {
+      const before = tf.memory().numTensors
+      const served = await runKind(LmTaskEvaluateKind, params, { model: endpoint(`${server.url}/v1`, "random"), corpus })
+      assert.strictEqual(tf.memory().numTensors, before)
+      // The endpoint's text keeps no stop string and no <eos>; the first line of each is the output scored.
+      assert.deepStrictEqual(served.recorded.examples, local.recorded.examples)
+      for (const name of ["accuracy", "answer.accuracy", "cot.accuracy", "rationale.rationale_f1", "examples"]) {
+        assert.strictEqual(metric(served.recorded, name), metric(local.recorded, name), name)
+      }
+      assert.deepStrictEqual(served.recorded.generations.map((g) => [g.promptId, g.sample, g.seed, g.prompt]), local.recorded.generations.map((g) => [g.promptId, g.sample, g.seed, g.prompt]))
+      assert.include(JSON.stringify(served.recorded.info), server.url)
+    } finally {
+      await server.close()
+    }
+  })
+
+  it("an endpoint that answers nothing: every row counts wrong with reason 'failed: ...', the node succeeds", async () => {
+    const corpus = await coinFlip()
+    // Port 1 on loopback refuses the connection; no retries.
+    const { outputs, recorded } = await runKind<{ metrics: { values: Record<string, number> } }>(
+      LmTaskEvaluateKind,
+      { tasks, maxNewTokens: 4, normalise: "label" },
+      { model: endpoint("http://127.0.0.1:1/v1", "nobody"), corpus },
+      { inputNodes: { model: "remote", corpus: "tasks" } }
+    )
+    const docs = corpus.splits.test.length
+    assert.strictEqual(recorded.examples.length, 3 * docs)
+    for (const e of recorded.examples) {
+      assert.strictEqual(e.confidence, 0)
+      assert.match(e.reason!, /^(answer|cot|rationale): failed: POST http:\/\/127\.0\.0\.1:1\/v1\/completions: no answer/)
+    }
+    assert.strictEqual(outputs.metrics.values.accuracy, 0)
+    assert.strictEqual(outputs.metrics.values["rationale.rationale_f1"], 0)
+    assert.strictEqual(outputs.metrics.values.failed, 3 * docs)
+    assert.deepStrictEqual([...new Set(recorded.generations.map((g) => g.finishReason))], ["failed"])
   })
 
   it("a model that memorised four examples' answers gets them all right", async () => {

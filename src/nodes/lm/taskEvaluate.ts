@@ -9,9 +9,15 @@
  * as `<task>.<measure>`, and `accuracy`, the first answer or completion task's. Every output is a row of
  * the `generations` view (sample = the task's index), and every scored one an examples row whose
  * confidence is 1/0 (correct) or the F1, with its reason.
+ *
+ * The model is decoded through the teacher interface (teachers/Teacher.ts), so the same node measures
+ * a Distillery LanguageModel, an OpenAI-compatible endpoint (`http_teacher`, e.g. `distillery serve`) or
+ * a GGUF file: temperature 0, stop at a newline, each row seeded from the node's seed. A row whose request
+ * still failed after the endpoint's retries counts wrong (F1 0) with reason "failed: ...".
  */
 import { Effect, Schema } from "effect"
-import type { LanguageModel, TextCorpus } from "../../domain/Artifact.js"
+import type { GgufTeacherFile, LanguageModel, TeacherEndpoint, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
+import { deriveSeed } from "../../domain/Random.js"
 import type { Normalisation } from "../../generation/Rationale.js"
 import { checkAnswerPattern, DefaultAnswerPattern, Normalisations } from "../../generation/Rationale.js"
 import { TaskTargets } from "../../generation/TaskScore.js"
@@ -19,7 +25,8 @@ import { decodeTransformerSpec } from "../../models/TransformerSpec.js"
 import { SplitParam } from "../generate.js"
 import type { ExampleRow, GenerationRow } from "../NodeKind.js"
 import { defineKind, onRun } from "../NodeKind.js"
-import { startToken } from "./generate.js"
+import type { SampleOutcome } from "../../teachers/Teacher.js"
+import { startToken, teacherOf } from "./generate.js"
 import { fail, PositiveInt } from "./common.js"
 
 export const EvalTask = Schema.Struct({
@@ -86,13 +93,16 @@ const referenceRationales = (reference: TextCorpus, sourceIdOf: (id: string, m: 
 
 export const LmTaskEvaluateKind = defineKind({
   kind: "lm_task_evaluate",
-  version: 1,
+  version: 2,
   heavy: true,
   description:
     "Measures a multi-task language model (distilling step by step) task by task: each task's prefix before every prompt, greedy output to a newline or <eos>, scored as an answer (exact match), a chain of thought's answer, or a rationale (token F1, exact match, BLEU against the reference)",
   params: LmTaskEvaluateParams,
   inputs: {
-    model: { type: "LanguageModel", description: "the model measured (trained on the tasks' prefixes)" },
+    model: {
+      type: "Teacher",
+      description: "the model measured (trained on the tasks' prefixes): a LanguageModel, an http_teacher endpoint (e.g. `distillery serve`) or a gguf_teacher file"
+    },
     corpus: { type: "TextCorpus", description: "prompt/completion records with gold answers (a `text` node's reasoning task)" },
     reference: {
       type: "TextCorpus",
@@ -104,7 +114,9 @@ export const LmTaskEvaluateKind = defineKind({
   run: (ctx) =>
     Effect.gen(function* () {
       const { params } = ctx
-      const lm: LanguageModel = ctx.inputs.model
+      const model: LanguageModel | TeacherEndpoint | GgufTeacherFile = ctx.inputs.model
+      const lm = model._tag === "LanguageModel" ? model : undefined
+      const gguf = model._tag === "GgufTeacherFile" ? model : undefined
       const corpus: TextCorpus = ctx.inputs.corpus
       const reference: TextCorpus | undefined = ctx.inputs.reference
       const subject = ctx.inputNodes.model ?? ctx.nodeId
@@ -140,51 +152,50 @@ export const LmTaskEvaluateKind = defineKind({
         }
       }
 
-      // Greedy outputs, task by task.
+      // Greedy outputs, task by task, through the teacher interface: a LanguageModel, an endpoint, a GGUF file.
       const { decode, encode } = yield* onRun(() => import("../../tokenizer/Tokenizer.js"))
-      const { transformerFromWeights } = yield* onRun(() => import("../../models/Transformer.js"))
-      const { sampleRows } = yield* onRun(() => import("../../generation/Sample.js"))
-      const tokenizer = lm.tokenizer
-      const spec = decodeTransformerSpec(lm.spec)
-      const start = startToken(tokenizer, encode)
-      const specials = new Set(Object.values(tokenizer.special))
-      const eos = tokenizer.special["<eos>"]
+      // The vocabulary prompts are given in and outputs decoded with; an endpoint's is its own (text only).
+      const tokenizer: Tokenizer | undefined = lm?.tokenizer ?? gguf?.tokenizer
+      const context = lm !== undefined ? decodeTransformerSpec(lm.spec).context : gguf?.tokenizer !== undefined ? gguf.contextSize : undefined
+      const specials = new Set(Object.values(tokenizer?.special ?? {}))
       let truncated = 0
-      const tokensOf = (text: string): Int32Array => {
+      const tokensOf = (text: string): Int32Array | undefined => {
+        if (tokenizer === undefined) return undefined
         const ids = encode(tokenizer, text)
-        if (ids.length === 0) return Int32Array.of(start)
-        if (ids.length < spec.context) return Int32Array.from(ids)
+        if (ids.length === 0) return Int32Array.of(startToken(tokenizer, encode))
+        if (context === undefined || ids.length < context) return Int32Array.from(ids)
         truncated++
-        return Int32Array.from(ids.slice(ids.length - (spec.context - 1)))
+        return Int32Array.from(ids.slice(ids.length - (context - 1)))
       }
-      const rows = params.tasks.map((task) => docs.map((d) => ({ text: task.prefix + prompts[d]!, tokens: tokensOf(task.prefix + prompts[d]!) })))
+      const rows = params.tasks.map((task, t) =>
+        docs.map((d) => {
+          const text = task.prefix + prompts[d]!
+          const tokens = tokensOf(text)
+          return { id: corpus.ids[d]!, text, ...(tokens !== undefined ? { tokens } : {}), seed: deriveSeed(ctx.seed, corpus.ids[d]!, t) }
+        })
+      )
       const total = rows.length * docs.length
+      const sampler = yield* teacherOf(ctx, model, "model")
       const started = performance.now()
-      const outputs = yield* Effect.tryPromise({
-        try: async () => {
-          const net = transformerFromWeights(spec, lm.weights)
-          try {
-            const all = []
-            for (const [t, task] of params.tasks.entries()) {
-              const before = t * docs.length
-              all.push(
-                await sampleRows(net, rows[t]!.map((r) => ({ prompt: r.tokens, seed: 0 })), {
-                  maxNewTokens: task.maxNewTokens ?? params.maxNewTokens,
-                  sampler: { temperature: 0 },
-                  batchSize: params.batchSize,
-                  ...(eos !== undefined ? { stopTokens: [eos] } : {}),
-                  stopped: (ids) => decode(tokenizer, ids.filter((i) => !specials.has(i))).includes("\n"),
-                  onBatch: (done) => ctx.progress({ done: before + done, total, unit: "prompt", facts: { task: task.name } })
-                })
-              )
-            }
-            return all
-          } finally {
-            net.dispose()
-          }
-        },
-        catch: (cause) => fail(ctx, `could not run the model: ${cause instanceof Error ? cause.message : String(cause)}`, cause)
-      })
+      const outputs: Array<ReadonlyArray<SampleOutcome>> = []
+      for (const [t, task] of params.tasks.entries()) {
+        const before = t * docs.length
+        const outcomes = yield* sampler.teacher
+          .sample(rows[t]!, {
+            temperature: 0,
+            topK: 0,
+            topP: 1,
+            minP: 0,
+            maxNewTokens: task.maxNewTokens ?? params.maxNewTokens,
+            // <eos> stops a model that has it; the newline ends every task's output.
+            stop: ["\n"],
+            topLogprobs: 0,
+            batchSize: params.batchSize,
+            onProgress: (done) => ctx.progress({ done: before + done, total, unit: "prompt", facts: { task: task.name } })
+          })
+          .pipe(Effect.mapError((e) => fail(ctx, `could not run ${sampler.teacher.name}: ${e.message}`, e)))
+        outputs.push(outcomes)
+      }
       const seconds = (performance.now() - started) / 1000
 
       // Scores, rows and metrics.
@@ -193,6 +204,7 @@ export const LmTaskEvaluateKind = defineKind({
       const values: Record<string, number> = {}
       let accuracy: number | undefined
       let generated = 0
+      let failed = 0
       for (const [t, task] of params.tasks.entries()) {
         const pattern = new RegExp(task.answerPattern ?? DefaultAnswerPattern)
         const correct: Array<number> = []
@@ -201,24 +213,32 @@ export const LmTaskEvaluateKind = defineKind({
         const bleus: Array<number> = []
         let unparseable = 0
         docs.forEach((d, i) => {
-          const out = outputs[t]![i]!
-          generated += out.tokens.length
-          const raw = decode(tokenizer, Array.from(out.tokens).filter((id) => !specials.has(id)))
+          const outcome = outputs[t]![i]!
+          const row = { split: params.split, exampleId: d, label: -1, subject }
+          const generation = { row: t * docs.length + i, promptId: corpus.ids[d]!, sample: t, seed: rows[t]![i]!.seed, prompt: rows[t]![i]!.text }
+          if (outcome._tag === "Failed") {
+            // A request that failed after its retries is a wrong answer (F1 0), not the end of the run.
+            failed++
+            generations.push({ ...generation, text: "", tokens: 0, meanLogProb: NaN, finishReason: "failed" })
+            examples.push({ ...row, confidence: 0, reason: `${task.name}: failed: ${outcome.error}` })
+            if (task.target === "rationale") (f1s.push(0), exacts.push(0), bleus.push(0))
+            else correct.push(0)
+            return
+          }
+          const out = outcome.sample
+          const count = out.tokens?.length ?? out.usage?.output ?? out.tokenLogProbs?.length ?? 0
+          generated += count
+          const raw = out.tokens !== undefined && tokenizer !== undefined ? decode(tokenizer, Array.from(out.tokens).filter((id) => !specials.has(id))) : out.text
           const text = score.firstLine(raw)
           let meanLogProb = 0
-          for (const lp of out.logProbs) meanLogProb += lp
+          for (const lp of out.tokenLogProbs ?? []) meanLogProb += lp
           generations.push({
-            row: t * docs.length + i,
-            promptId: corpus.ids[d]!,
-            sample: t,
-            seed: 0,
-            prompt: rows[t]![i]!.text,
+            ...generation,
             text: raw,
-            tokens: out.tokens.length,
-            meanLogProb: out.logProbs.length > 0 ? meanLogProb / out.logProbs.length : NaN,
+            tokens: count,
+            meanLogProb: out.tokenLogProbs !== undefined && out.tokenLogProbs.length > 0 ? meanLogProb / out.tokenLogProbs.length : NaN,
             finishReason: out.finishReason
           })
-          const row = { split: params.split, exampleId: d, label: -1, subject }
           if (task.target === "rationale") {
             const references = rationalesOf[i]!
             if (references.length === 0) {
@@ -261,6 +281,7 @@ export const LmTaskEvaluateKind = defineKind({
       }
       if (accuracy !== undefined) values.accuracy = accuracy
       values.examples = docs.length
+      if (failed > 0) values.failed = failed
       values.generation_tokens_per_second = seconds > 0 ? generated / seconds : 0
       for (const [name, value] of Object.entries(values)) ctx.metric({ name, value })
       ctx.examples(examples)
@@ -277,6 +298,7 @@ export const LmTaskEvaluateKind = defineKind({
         })),
         normalise: how,
         decoding: "greedy, until a newline or <eos>",
+        sampledThrough: sampler.teacher.name,
         ...(reference !== undefined ? { reference: ctx.inputNodes.reference ?? "reference" } : {}),
         ...(truncated > 0 ? { truncatedPrompts: truncated } : {}),
         examplesRows: "exampleId: the corpus document index; confidence: 1/0 correct, or the rationale's token F1; reason: task, verdict, output",
