@@ -221,8 +221,10 @@ export const LmTaskEvaluateKind = defineKind({
             failed++
             generations.push({ ...generation, text: "", tokens: 0, meanLogProb: NaN, finishReason: "failed" })
             examples.push({ ...row, confidence: 0, reason: `${task.name}: failed: ${outcome.error}` })
-            if (task.target === "rationale") (f1s.push(0), exacts.push(0), bleus.push(0))
-            else correct.push(0)
+            // Counted where the row would have been scored: a rationale against a reference, an answer against gold.
+            if (task.target === "rationale") {
+              if (rationalesOf[i]!.length > 0) (f1s.push(0), exacts.push(0), bleus.push(0))
+            } else if (gold[i] !== null) correct.push(0)
             return
           }
           const out = outcome.sample
