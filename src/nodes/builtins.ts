@@ -2,9 +2,10 @@
  * The built-in node kinds, registered explicitly (no import side effects): dataset, train, generate,
  * filter, evaluate; features (a teacher layer for FitNets / RKD), ensemble and evaluate_soft
  * (multi-teacher), mutual (deep mutual learning); text and tokenizer (language-model data);
- * lm_train, lm_generate, lm_score, lm_filter, lm_parse, lm_evaluate and lm_task_evaluate (language models, nodes/lm/);
- * http_teacher and gguf_teacher (an OpenAI-compatible endpoint, a GGUF file as a teacher). `born_again`
- * is a macro, expanded into these kinds before validation (pipeline/Macros.ts), not a kind.
+ * lm_train, lm_generate, lm_score, lm_filter, lm_parse, lm_tasks, lm_evaluate and lm_task_evaluate
+ * (language models, nodes/lm/); http_teacher and gguf_teacher (an OpenAI-compatible endpoint, a GGUF
+ * file as a teacher). `born_again` is a macro, expanded into these kinds before validation
+ * (pipeline/Macros.ts), not a kind.
  */
 import { Either } from "effect"
 import { datasetKind as DatasetKind } from "./dataset.js"
