@@ -625,6 +625,19 @@ export const sweepSection = (input: SweepInput): Either.Either<SweepSection, Rep
         }))
       return { node: e.node, subject: e.subject, role: e.role, metric, series, references: referencesFor(e) }
     })
+    // With no group, each node's chart is one line: several such nodes (methods compared over the same
+    // x) share a first chart, a line per node, so they can be read against each other.
+    if (group.length === 0 && charts.length >= 2) {
+      const references = [...new Map(charts.flatMap((c) => c.references).map((r) => [r.label, r])).values()]
+      charts.unshift({
+        node: "every evaluate node",
+        subject: "",
+        role: "",
+        metric,
+        series: charts.map((c) => ({ label: c.subject === "" ? c.node : `${c.node} (${c.subject})`, points: c.series[0]?.points ?? [] })),
+        references
+      })
+    }
 
     const get = new Map<string, number | null>()
     for (const m of input.finals) if (m.name === metric) get.set(`${m.runId}\u0000${m.nodeId}`, m.value)

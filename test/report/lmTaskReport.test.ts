@@ -3,7 +3,8 @@
  * (a teacher lm_train sampled by lm_generate, parsed by lm_parse, mixed into a multi-task corpus that a
  * student lm_train learns from), the student is `distilled`, the teacher `teacher`, a model trained on
  * the gold corpus alone `scratch`; a student sampled for its own lm_evaluate is not made a teacher;
- * and a sweep charts one line per changed lm_task_evaluate node against the swept x.
+ * and a sweep charts one line per changed lm_task_evaluate node against the swept x; several changed
+ * nodes (one per method) also share a first chart, a line each.
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Either } from "effect"
@@ -86,5 +87,31 @@ describe("lm_task_evaluate in the report", () => {
       ["eval_teacher (teacher, same in every trial)", 0.9],
       ["eval_scratch (scratch, same in every trial)", 0.2]
     ])
+  })
+  it("methods swept together share a first chart, a line per evaluate node, the unchanged teacher dashed", () => {
+    const X = "gold.params.limit"
+    const trials: Array<Trial> = []
+    const finals: Array<MetricValue> = []
+    const nodes: Array<NodeRow> = []
+    let trial = 0
+    for (const limit of [100, 200]) {
+      for (const seed of [1, 2, 3]) {
+        const runId = `r${trial}`
+        trials.push({ trial, runId, seed, status: "succeeded", params: { [X]: limit } })
+        // Both the student and the scratch model change with every trial.
+        nodes.push(...stepByStep(runId, `${limit}-${seed}`).map((n) => (n.nodeId === "eval_scratch" ? { ...n, cacheKey: `scratch-${limit}-${seed}` } : n)))
+        finals.push({ runId, nodeId: "eval_student", name: "accuracy", value: limit / 1000 + seed / 100 })
+        finals.push({ runId, nodeId: "eval_scratch", name: "accuracy", value: limit / 2000 })
+        finals.push({ runId, nodeId: "eval_teacher", name: "accuracy", value: 0.9 })
+        trial++
+      }
+    }
+    const section = Either.getOrThrow(sweepSection({ params: [X], trials, finals, evals: evaluateNodes(nodes), baseline: null, options: {} }))
+    assert.deepStrictEqual(section.charts.map((c) => c.node), ["every evaluate node", "eval_student", "eval_scratch"])
+    const compared = section.charts[0]!
+    assert.deepStrictEqual(compared.series.map((s) => s.label), ["eval_student (student)", "eval_scratch (scratch)"])
+    assert.deepStrictEqual(compared.series[1]!.points.map((p) => [p.x, p.summary.mean]), [[100, 0.05], [200, 0.1]])
+    assert.closeTo(compared.series[0]!.points[1]!.summary.mean, 0.2 + 0.02, 1e-12)
+    assert.deepStrictEqual(compared.references.map((r) => r.label), ["eval_teacher (teacher, same in every trial)"])
   })
 })
