@@ -98,6 +98,29 @@ describe("lm_parse", () => {
     assert.deepStrictEqual(reasons(withCorpus.recorded), reasons(await runKind<Out>(LmParseKind, { normalise: "number", requireGold: true }, { samples }).then((r) => r.recorded)))
   })
 
+  it("gives its corpus the records' own prompts, not the few-shot prompt the teacher saw", async () => {
+    const shots = makeGenerations([
+      { promptId: "p1", sample: 0, prompt: "Q: 1+1?\nA: The answer is 2.\n\nQ1", text: " 3 + 11 = 14. The answer is 14." },
+      { promptId: "p9", sample: 0, prompt: "Q: 1+1?\nA: The answer is 2.\n\nQ9", text: " The answer is 9." }
+    ])
+    const records: TextCorpus = {
+      _tag: "TextCorpus",
+      name: "records",
+      ids: ["p1"],
+      texts: ["Q1 14"],
+      prompts: ["Q1"],
+      completions: [" 14"],
+      splits: { train: Int32Array.of(0), validation: new Int32Array(0), test: new Int32Array(0) }
+    }
+    const { outputs } = await runKind<Out>(LmParseKind, { normalise: "number" }, { samples: shots, corpus: records })
+    // p1's record is known: its own prompt; p9's is not: the prompt sampled.
+    assert.deepStrictEqual(outputs.corpus.prompts, ["Q1", "Q: 1+1?\nA: The answer is 2.\n\nQ9"])
+    assert.deepStrictEqual(outputs.corpus.texts, ["Q1 3 + 11 = 14. The answer is 14.", "Q: 1+1?\nA: The answer is 2.\n\nQ9 The answer is 9."])
+    assert.strictEqual(outputs.corpus.metadata![0]!.teacherPrompt, "Q: 1+1?\nA: The answer is 2.\n\nQ1")
+    assert.isUndefined(outputs.corpus.metadata![1]!.teacherPrompt)
+    assert.deepStrictEqual(outputs.corpus.rationales, ["3 + 11 = 14.", ""])
+  })
+
   it("refuses a pattern that never matches (with an example), one without a single capture group, and dropping everything", async () => {
     const never = await runKind(LmParseKind, { answerPattern: "#### (\\d+)" }, { samples }).then(() => undefined, (e: Error) => e)
     assert.include(never?.message ?? "", "param 'answerPattern' /#### (\\d+)/ matched none of the 9 samples")

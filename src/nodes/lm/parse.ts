@@ -4,7 +4,8 @@
  * optionally only those whose answer is the gold one (`requireGold`) and those whose answer is the
  * majority of their prompt's n samples with enough agreement (self-consistency, Wang et al. 2023).
  * The kept rows leave as Generations (sliced by Filters.ts's `keepRows`) and as a prompt/completion
- * corpus whose `answers` and `rationales` come from the parse, for multi-task training. Every row's
+ * corpus whose `answers` and `rationales` come from the parse, for multi-task training (its prompts are
+ * input `corpus`'s own records' where it has them, not the few-shot prompt the teacher saw). Every row's
  * decision is recorded with its reason. With a `judge` (a Teacher on input 'judge' and param 'judge'),
  * the samples that survive those rules are judged by an LM (generation/Judge.ts): the rubric rendered
  * per sample, one seeded reply each through the teacher interface, a score read from it, kept at or
@@ -109,7 +110,7 @@ export const decideParsed = (
 
 export const LmParseKind = defineKind({
   kind: "lm_parse",
-  version: 1,
+  version: 2,
   description:
     "Rationale and answer from a teacher's samples by an answer pattern (distilling step by step): keeps the parsed ones, optionally only gold-correct ones and the self-consistent majority; outputs the kept samples and a prompt/completion corpus with answers and rationales",
   params: LmParseParams,
@@ -271,7 +272,18 @@ export const LmParseKind = defineKind({
       const keep = decisions.map((d) => d.keep)
       const keptSamples = keepRows(samples, keep)
       const keptRows = keep.flatMap((k, g) => (k ? [g] : []))
-      const base = sftCorpus(keptSamples, undefined, "replace")
+      const sampled = sftCorpus(keptSamples, undefined, "replace")
+      // The record's own prompt (input 'corpus', by prompt id) rather than the one the teacher saw: a
+      // few-shot template's shots are for the teacher, and a student is measured on the bare prompt.
+      const own = new Map<string, string>()
+      if (corpus?.prompts !== undefined) corpus.ids.forEach((id, d) => own.set(id, corpus.prompts![d]!))
+      const prompts = sampled.prompts!.map((p, j) => own.get(keptSamples.promptIds[j]!) ?? p)
+      const base: TextCorpus = {
+        ...sampled,
+        prompts,
+        texts: prompts.map((p, j) => p + sampled.completions![j]!),
+        metadata: sampled.metadata!.map((m, j) => (prompts[j] !== sampled.prompts![j] ? { ...m, teacherPrompt: sampled.prompts![j]! } : m))
+      }
       const output: TextCorpus = {
         ...base,
         answers: keptRows.map((g) => (parsed[g] as { answer: string }).answer),
