@@ -263,7 +263,7 @@ export const CHART_SCRIPT = String.raw`
   // --- drawing the report's containers ------------------------------------------------------------
 
   function drawCurves(el, data, index) {
-    var curves = data.curves, view = curves.views[index];
+    var curves = data.curves, view = curves.views[index], unit = curves.unit || "epoch";
     var labels = unique(view.series.map(function (s) { return s.label; }));
     var color = colorFor(labels);
     function panel(metrics, title, yLabel) {
@@ -271,12 +271,12 @@ export const CHART_SCRIPT = String.raw`
         return {
           label: s.label + " · " + (METRIC_NAMES[s.metric] || s.metric), color: color(s.label), dash: s.metric === "val_loss",
           points: s.points.map(function (p) {
-            return { x: p[0], y: p[1], tip: s.label + " · " + (METRIC_NAMES[s.metric] || s.metric) + "\nepoch " + p[0] + ": " + fmt(p[1]) + (s.n > 1 ? " (mean of " + s.n + " runs)" : "") };
+            return { x: p[0], y: p[1], tip: s.label + " · " + (METRIC_NAMES[s.metric] || s.metric) + "\n" + unit + " " + p[0] + ": " + fmt(p[1]) + (s.n > 1 ? " (mean of " + s.n + " runs)" : "") };
           })
         };
       });
       if (series.length === 0) return "";
-      return '<div class="panel">' + lineChart({ title: title, xLabel: "epoch", yLabel: yLabel, series: series, integerX: true }) + "</div>";
+      return '<div class="panel">' + lineChart({ title: title, xLabel: unit, yLabel: yLabel, series: series, integerX: true }) + "</div>";
     }
     var html = "";
     if (curves.views.length > 1) {
@@ -285,8 +285,8 @@ export const CHART_SCRIPT = String.raw`
       }).join("") + "</select></label>";
     }
     html += '<p class="hint">' + esc(view.name + ": " + view.description) + "</p>";
-    html += '<div class="panels">' + panel(["train_loss", "val_loss"], "Loss per epoch", "loss") +
-      panel(["val_accuracy"], "Validation accuracy per epoch", "accuracy") + "</div>";
+    html += '<div class="panels">' + panel(["train_loss", "val_loss"], "Loss per " + unit, "loss") +
+      panel(["val_accuracy"], "Validation accuracy per " + unit, "accuracy") + "</div>";
     var items = labels.map(function (l) { return { label: l, color: color(l) }; });
     if (view.series.some(function (s) { return s.metric === "val_loss"; })) {
       items.push({ label: "train loss", color: "#9ca3af", marker: false }, { label: "validation loss", color: "#9ca3af", dash: true, marker: false });

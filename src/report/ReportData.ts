@@ -127,7 +127,8 @@ export interface Report {
   readonly generatedAt: string
   readonly facts: ReadonlyArray<readonly [string, string]>
   readonly notes: ReadonlyArray<string>
-  readonly curves: { readonly views: ReadonlyArray<CurveView>; readonly initial: number }
+  /** `unit`: what a curve's x counts: a classifier's epochs, a language model's optimizer steps. */
+  readonly curves: { readonly views: ReadonlyArray<CurveView>; readonly initial: number; readonly unit: CurveUnit }
   readonly finals: FinalsTable
   readonly agreement: ReadonlyArray<AgreementBar>
   readonly confusion: ReadonlyArray<ConfusionMap>
@@ -266,10 +267,18 @@ export const evaluateNodes = (rows: ReadonlyArray<NodeRow>): ReadonlyArray<EvalN
   })
 }
 
+export type CurveUnit = "epoch" | "step" | "epoch or step"
+
+/** What the curves' x counts: `train` records per epoch, `lm_train` per optimizer step (every `evalEvery`). */
+export const curveUnit = (nodes: ReadonlyArray<string>, rows: ReadonlyArray<NodeRow>): CurveUnit => {
+  const lm = nodes.map((n) => rows.find((r) => r.nodeId === n)?.kind === "lm_train")
+  return lm.length > 0 && lm.every(Boolean) ? "step" : lm.some(Boolean) ? "epoch or step" : "epoch"
+}
+
 /** The train nodes that recorded learning curves, in recorded order. */
 export const trainNodes = (rows: ReadonlyArray<NodeRow>, steps: ReadonlyArray<StepValue>): ReadonlyArray<string> => {
   const withCurves = new Set(steps.map((s) => s.nodeId))
-  return distinctNodes(rows).filter((n) => n.kind === "train" && withCurves.has(n.nodeId)).map((n) => n.nodeId)
+  return distinctNodes(rows).filter((n) => TRAIN_KINDS.includes(n.kind) && withCurves.has(n.nodeId)).map((n) => n.nodeId)
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -8,7 +8,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Either } from "effect"
-import { evaluateNodes, finalsTable, type MetricValue, type NodeRow, sweepSection, type Trial } from "../../src/report/ReportData.js"
+import { curveUnit, evaluateNodes, finalsTable, type MetricValue, type NodeRow, sweepSection, trainNodes, type Trial } from "../../src/report/ReportData.js"
 
 const node = (runId: string, nodeId: string, kind: string, inputs: Record<string, string> = {}, cacheKey = nodeId): NodeRow => ({ runId, nodeId, kind, cacheKey, inputs })
 
@@ -113,5 +113,15 @@ describe("lm_task_evaluate in the report", () => {
     assert.deepStrictEqual(compared.series[1]!.points.map((p) => [p.x, p.summary.mean]), [[100, 0.05], [200, 0.1]])
     assert.closeTo(compared.series[0]!.points[1]!.summary.mean, 0.2 + 0.02, 1e-12)
     assert.deepStrictEqual(compared.references.map((r) => r.label), ["eval_teacher (teacher, same in every trial)"])
+  })
+  it("an lm_train node's learning curves are charted per optimizer step", () => {
+    const rows = stepByStep("r")
+    const steps = ["teacher", "student"].map((nodeId) => ({ runId: "r", nodeId, name: "train_loss", step: 100, value: 1 }))
+    const nodes = trainNodes(rows, steps)
+    assert.deepStrictEqual(nodes, ["teacher", "student"])
+    assert.strictEqual(curveUnit(nodes, rows), "step")
+    const mixed = [...rows, node("r", "mlp", "train")]
+    assert.strictEqual(curveUnit(["mlp", "student"], mixed), "epoch or step")
+    assert.strictEqual(curveUnit(["mlp"], mixed), "epoch")
   })
 })
