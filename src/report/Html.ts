@@ -157,11 +157,11 @@ export const renderHtml = (report: Report): string => {
   }
 
   const curves = report.curves.views.length === 0
-    ? `<p class="empty">No train node recorded per-epoch metrics.</p>`
+    ? `<p class="empty">No train node recorded a learning curve.</p>`
     : `<div class="grid">${container("learning-curves", undefined, true)}</div>`
   sections.push(`<section id="learning-curves">
 <h2>Learning curves</h2>
-<p class="lead">Train loss, validation loss and validation accuracy per epoch${sweep === null ? ", per train node" : ", averaged over seeds"}.</p>
+<p class="lead">Train loss, validation loss and validation accuracy per ${escapeHtml(report.curves.unit)}${sweep === null ? ", per train node" : ", averaged over seeds"}.</p>
 ${curves}
 </section>`)
 
