@@ -149,6 +149,10 @@ export const LmParseKind = defineKind({
         )
       }
       const goldRaw = goldOf(samples, corpus)
+      // The records' own prompts by id (input 'corpus'): the judge's {question} and the output corpus's
+      // prompts, rather than the (few-shot) prompt the teacher saw.
+      const recordPrompts = new Map<string, string>()
+      if (corpus?.prompts !== undefined) corpus.ids.forEach((id, d) => recordPrompts.set(id, corpus.prompts![d]!))
       const gold = samples.promptIds.map((_, g) => {
         const raw = goldRaw(g)
         return raw === null ? null : normaliseAnswer(raw, how) ?? raw.trim()
@@ -167,13 +171,11 @@ export const LmParseKind = defineKind({
         const j = params.judge
         const rubric = parseRubric(j.rubric)
         if ("error" in rubric) return yield* fail(ctx, `param 'judge': ${rubric.error}`)
-        const questions = new Map<string, string>()
-        if (corpus?.prompts !== undefined) corpus.ids.forEach((id, d) => questions.set(id, corpus.prompts![d]!))
         const rows = ruled.decisions.flatMap((d, g) => (d.keep ? [g] : []))
         const texts = rows.map((g) => {
           const p = parsed[g] as { answer: string; rationale: string }
           const columns: JudgeColumns = {
-            question: questions.get(samples.promptIds[g]!) ?? samples.prompts[g]!,
+            question: recordPrompts.get(samples.promptIds[g]!) ?? samples.prompts[g]!,
             prompt: samples.prompts[g]!,
             rationale: p.rationale,
             answer: p.answer,
@@ -273,26 +275,19 @@ export const LmParseKind = defineKind({
       const keptSamples = keepRows(samples, keep)
       const keptRows = keep.flatMap((k, g) => (k ? [g] : []))
       const sampled = sftCorpus(keptSamples, undefined, "replace")
-      // The record's own prompt (input 'corpus', by prompt id) rather than the one the teacher saw: a
-      // few-shot template's shots are for the teacher, and a student is measured on the bare prompt.
-      const own = new Map<string, string>()
-      if (corpus?.prompts !== undefined) corpus.ids.forEach((id, d) => own.set(id, corpus.prompts![d]!))
-      const prompts = sampled.prompts!.map((p, j) => own.get(keptSamples.promptIds[j]!) ?? p)
-      const base: TextCorpus = {
+      const prompts = keptRows.map((g) => recordPrompts.get(samples.promptIds[g]!) ?? samples.prompts[g]!)
+      const output: TextCorpus = {
         ...sampled,
         prompts,
         texts: prompts.map((p, j) => p + sampled.completions![j]!),
-        metadata: sampled.metadata!.map((m, j) => (prompts[j] !== sampled.prompts![j] ? { ...m, teacherPrompt: sampled.prompts![j]! } : m))
-      }
-      const output: TextCorpus = {
-        ...base,
         answers: keptRows.map((g) => (parsed[g] as { answer: string }).answer),
         rationales: keptRows.map((g) => (parsed[g] as { rationale: string }).rationale),
-        metadata: base.metadata!.map((m, j) => {
+        metadata: sampled.metadata!.map((m, j) => {
           const g = keptRows[j]!
           const v = judgements.get(g)
           return {
             ...m,
+            ...(prompts[j] !== samples.prompts[g] ? { teacherPrompt: samples.prompts[g]! } : {}),
             agreement: votes.get(samples.promptIds[g]!)!.agreement,
             ...(gold[g] !== null ? { gold: gold[g] } : {}),
             ...(v !== undefined ? { judgeScore: v.score, judgeReply: v.reply } : {})
