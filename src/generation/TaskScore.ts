@@ -5,6 +5,7 @@
  * pattern finds, and a `rationale` task's output is compared with a reference rationale by normalised
  * exact match, token-level F1 (SQuAD's, Rajpurkar et al. 2016) and sentence BLEU-4. Pure functions.
  */
+import { bleu, ngramCounts } from "./Diversity.js"
 import type { Normalisation } from "./Rationale.js"
 import { normaliseAnswer, parseRationale } from "./Rationale.js"
 
@@ -82,44 +83,14 @@ export const tokenF1 = (prediction: string, reference: string): number => {
 export const rationaleExact = (prediction: string, reference: string): boolean =>
   (normaliseAnswer(prediction, "text") ?? "") === (normaliseAnswer(reference, "text") ?? "")
 
-const grams = (tokens: ReadonlyArray<string>, n: number): Map<string, number> => {
-  const counts = new Map<string, number>()
-  for (let i = 0; i + n <= tokens.length; i++) {
-    const key = tokens.slice(i, i + n).join("\u0000")
-    counts.set(key, (counts.get(key) ?? 0) + 1)
-  }
-  return counts
-}
-
 /**
- * Sentence BLEU-4 of a prediction against references over `rationaleTokens` (uniform weights, clipped
- * counts against the most of each n-gram in any reference, brevity penalty against the closest
- * reference length), with NLTK's smoothing method 1 (a precision with no match counts 0.1 / its
- * n-gram count), as Diversity.ts's self-BLEU. 0 for an empty prediction.
+ * Sentence BLEU-4 of a prediction against references over `rationaleTokens` (Diversity.ts's `bleu`,
+ * the one behind self-BLEU). 0 for an empty prediction or no reference.
  */
 export const sentenceBleu = (prediction: string, references: ReadonlyArray<string>, maxN = 4): number => {
   const hyp = rationaleTokens(prediction)
-  const refs = references.map(rationaleTokens)
-  if (hyp.length === 0 || refs.length === 0) return 0
-  let logSum = 0
-  for (let n = 1; n <= maxN; n++) {
-    const total = Math.max(0, hyp.length - n + 1)
-    if (total === 0) {
-      logSum += Math.log(0.1)
-      continue
-    }
-    const refGrams = refs.map((r) => grams(r, n))
-    let clipped = 0
-    for (const [gram, c] of grams(hyp, n)) clipped += Math.min(c, Math.max(0, ...refGrams.map((g) => g.get(gram) ?? 0)))
-    logSum += Math.log(clipped > 0 ? clipped / total : 0.1 / total)
-  }
-  let closest = Infinity
-  for (const r of refs) {
-    const d = r.length
-    if (Math.abs(d - hyp.length) < Math.abs(closest - hyp.length) || (Math.abs(d - hyp.length) === Math.abs(closest - hyp.length) && d < closest)) closest = d
-  }
-  const brevity = hyp.length >= closest ? 1 : Math.exp(1 - closest / hyp.length)
-  return brevity * Math.exp(logSum / maxN)
+  if (hyp.length === 0 || references.length === 0) return 0
+  return bleu(ngramCounts(hyp, maxN), references.map((r) => ngramCounts(rationaleTokens(r), maxN)), maxN)
 }
 
 export interface RationaleScore {
