@@ -22,7 +22,7 @@ import { loadPipelineFile } from "../../src/pipeline/Yaml.js"
 import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
 import { Effect } from "effect"
 import { runKind } from "../fixtures/context.js"
-import { makeGenerations } from "../fixtures/generations.js"
+import { decisionsOf, metricOf, rationaleSamples } from "../fixtures/generations.js"
 import { tinyLm } from "../teachers/loopback.js"
 
 type Out = { readonly samples: Generations; readonly corpus: TextCorpus }
@@ -75,21 +75,9 @@ const endpoint = (): TeacherEndpoint => ({
   price: { input: 0, output: 0 }
 })
 
-const samples = makeGenerations([
-  { promptId: "p1", sample: 0, prompt: "Q1", text: "3 + 11 = 14. The answer is 14.", answer: "14" },
-  { promptId: "p1", sample: 1, prompt: "Q1", text: "3 plus 11. The answer is 14.0\n", answer: "14" },
-  { promptId: "p1", sample: 2, prompt: "Q1", text: "Hmm. The answer is 12.", answer: "14" },
-  { promptId: "p1", sample: 3, prompt: "Q1", text: "I cannot tell.", answer: "14" },
-  { promptId: "p1", sample: 4, prompt: "Q1", text: "Sum. The answer is 14", answer: "14" },
-  { promptId: "p2", sample: 0, prompt: "Q2", text: "2 + 3. The answer is 5.", answer: "5.0" },
-  { promptId: "p2", sample: 1, prompt: "Q2", text: "2 + 4. The answer is 6.", answer: "5.0" },
-  { promptId: "p3", sample: 0, prompt: "Q3", text: "Nine. The answer is 9.", answer: null },
-  { promptId: "p3", sample: 1, prompt: "Q3", text: "So the answer is 9.", answer: null }
-])
+const samples = rationaleSamples()
 
 const rubric = "Question: {question}\nReasoning: {rationale}\nAnswer: {answer}\nRate the reasoning from 1 to 5 as 'Score: N'."
-const reasons = (r: { readonly examples: ReadonlyArray<{ readonly decision?: string; readonly reason?: string }> }) => r.examples.map((e) => `${e.decision} ${e.reason}`)
-const metric = (r: { readonly metrics: ReadonlyArray<{ readonly name: string; readonly value: number }> }, name: string) => r.metrics.find((m) => m.name === name)?.value
 const failure = (p: Promise<unknown>) => p.then(() => "", (e: Error) => e.message)
 
 describe("lm_parse judge", () => {
@@ -100,7 +88,7 @@ describe("lm_parse judge", () => {
       { samples, judge: endpoint() },
       { inputNodes: { samples: "gen", judge: "judge_api" } }
     )
-    const r = reasons(recorded)
+    const r = decisionsOf(recorded)
     assert.deepStrictEqual(r.slice(0, 6), [
       `keep kept: answer 14; judge score 5 >= 4 (reply "Good. Score: 5")`,
       `keep kept: answer 14; judge score 5 >= 4 (reply "Good. Score: 5")`,
@@ -122,11 +110,11 @@ describe("lm_parse judge", () => {
     ])
     // The rubric was rendered with the parsed rationale and answer.
     assert.include(requests, "Question: Q1\nReasoning: 3 + 11 = 14.\nAnswer: 14\nRate the reasoning from 1 to 5 as 'Score: N'.")
-    assert.strictEqual(metric(recorded, "judged"), 8)
-    assert.strictEqual(metric(recorded, "judge_kept"), 4)
-    assert.strictEqual(metric(recorded, "judge_no_score"), 2)
-    assert.strictEqual(metric(recorded, "judge_failed"), 1)
-    assert.closeTo(metric(recorded, "judge_mean_score")!, (5 * 3 + 3 + 4) / 5, 1e-9)
+    assert.strictEqual(metricOf(recorded, "judged"), 8)
+    assert.strictEqual(metricOf(recorded, "judge_kept"), 4)
+    assert.strictEqual(metricOf(recorded, "judge_no_score"), 2)
+    assert.strictEqual(metricOf(recorded, "judge_failed"), 1)
+    assert.closeTo(metricOf(recorded, "judge_mean_score")!, (5 * 3 + 3 + 4) / 5, 1e-9)
     const info = recorded.info.judge as Record<string, unknown>
     assert.deepStrictEqual([info.scored, info.noScore, info.failed, info.warning], [5, 2, 1, undefined])
   })
@@ -143,7 +131,7 @@ describe("lm_parse judge", () => {
     const info = recorded.info.judge as Record<string, unknown>
     assert.match(String(info.warning), /^the judge never returned a score: no reply of 8 matched scorePattern \/\[Ss\]core:/)
     assert.strictEqual(info.teacher, "judge")
-    assert.deepStrictEqual(reasons((await run()).recorded), reasons(recorded))
+    assert.deepStrictEqual(decisionsOf((await run()).recorded), decisionsOf(recorded))
   })
 
   it("refuses param judge without input judge and the reverse, an unknown rubric variable and a score pattern without one group", async () => {
@@ -190,7 +178,7 @@ describe("lm_generate -> lm_filter -> lm_parse", () => {
       { normalise: "number", requireGold: true, judge: { rubric: "Answer: {answer} (gold {gold})", threshold: 4 } },
       { samples: filtered.outputs.samples, judge: endpoint() }
     )
-    assert.deepStrictEqual(reasons(parsed.recorded), [
+    assert.deepStrictEqual(decisionsOf(parsed.recorded), [
       `keep kept: answer 4; judge score 4.5 >= 4 (reply "Score: 4.5")`,
       `keep kept: answer 14; judge score 5 >= 4 (reply "Good. Score: 5")`,
       "drop wrong answer: got 6, gold 7"

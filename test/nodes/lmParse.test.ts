@@ -12,34 +12,18 @@ import { LmParseKind, LmParseParams } from "../../src/nodes/lm/parse.js"
 import { decodeTransformerSpec } from "../../src/models/TransformerSpec.js"
 import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
 import { runKind } from "../fixtures/context.js"
-import { makeGenerations } from "../fixtures/generations.js"
+import { decisionsOf, makeGenerations, metricOf, rationaleSamples } from "../fixtures/generations.js"
 import { wideLanguageModel } from "../fixtures/transformer.js"
 
 type Out = { readonly samples: Generations; readonly corpus: TextCorpus }
 
-// Prompt p1 (gold 14): three samples agree on 14, one says 12, one is unparseable.
-// Prompt p2 (gold 5): 5, 6 -> agreement 0.5. Prompt p3 (no gold): 9, 9.
-const samples = makeGenerations([
-  { promptId: "p1", sample: 0, prompt: "Q1", text: "3 + 11 = 14. The answer is 14.", answer: "14" },
-  { promptId: "p1", sample: 1, prompt: "Q1", text: "3 plus 11. The answer is 14.0\n", answer: "14" },
-  { promptId: "p1", sample: 2, prompt: "Q1", text: "Hmm. The answer is 12.", answer: "14" },
-  { promptId: "p1", sample: 3, prompt: "Q1", text: "I cannot tell.", answer: "14" },
-  { promptId: "p1", sample: 4, prompt: "Q1", text: "Sum. The answer is 14", answer: "14" },
-  { promptId: "p2", sample: 0, prompt: "Q2", text: "2 + 3. The answer is 5.", answer: "5.0" },
-  { promptId: "p2", sample: 1, prompt: "Q2", text: "2 + 4. The answer is 6.", answer: "5.0" },
-  { promptId: "p3", sample: 0, prompt: "Q3", text: "Nine. The answer is 9.", answer: null },
-  { promptId: "p3", sample: 1, prompt: "Q3", text: "So the answer is 9.", answer: null }
-])
-
-const reasons = (r: { readonly examples: ReadonlyArray<{ readonly decision?: string; readonly reason?: string }> }) =>
-  r.examples.map((e) => `${e.decision} ${e.reason}`)
-const metric = (r: { readonly metrics: ReadonlyArray<{ readonly name: string; readonly value: number }> }, name: string) =>
-  r.metrics.find((m) => m.name === name)?.value
+// rationaleSamples: p1 (gold 14) 14, 14, 12, unparseable, 14; p2 (gold 5) 5, 6; p3 (no gold) 9, 9.
+const samples = rationaleSamples()
 
 describe("lm_parse", () => {
   it("records every row's decision and reason, and slices the kept rows consistently", async () => {
     const { outputs, recorded } = await runKind<Out>(LmParseKind, { normalise: "number", requireGold: true, selfConsistency: { minAgreement: 0.6 } }, { samples })
-    assert.deepStrictEqual(reasons(recorded), [
+    assert.deepStrictEqual(decisionsOf(recorded), [
       "keep kept: answer 14, agreement 0.6",
       "keep kept: answer 14, agreement 0.6",
       "drop wrong answer: got 12, gold 14",
@@ -67,23 +51,23 @@ describe("lm_parse", () => {
     assert.deepStrictEqual(corpus.rationales, ["3 + 11 = 14.", "3 plus 11.", "Sum.", "Nine.", "So"])
     assert.deepStrictEqual(Array.from(corpus.splits.train), [0, 1, 2, 3, 4])
     assert.strictEqual(corpus.metadata![0]!.gold, "14")
-    assert.strictEqual(metric(recorded, "parsed"), 8)
-    assert.strictEqual(metric(recorded, "unparseable"), 1)
-    assert.strictEqual(metric(recorded, "correct"), 4)
-    assert.strictEqual(metric(recorded, "kept"), 5)
-    assert.strictEqual(metric(recorded, "dropped"), 4)
-    assert.closeTo(metric(recorded, "majority_agreement")!, (0.6 + 0.5 + 1) / 3, 1e-9)
+    assert.strictEqual(metricOf(recorded, "parsed"), 8)
+    assert.strictEqual(metricOf(recorded, "unparseable"), 1)
+    assert.strictEqual(metricOf(recorded, "correct"), 4)
+    assert.strictEqual(metricOf(recorded, "kept"), 5)
+    assert.strictEqual(metricOf(recorded, "dropped"), 4)
+    assert.closeTo(metricOf(recorded, "majority_agreement")!, (0.6 + 0.5 + 1) / 3, 1e-9)
   })
 
   it("drops a sample that is not its prompt's majority, keeps every parsed one without rules, and reads gold answers from a corpus", async () => {
     const sc = await runKind<Out>(LmParseKind, { normalise: "number", selfConsistency: { minAgreement: 0.5 } }, { samples })
-    assert.strictEqual(reasons(sc.recorded)[2], "drop self-consistency: answer 12 is not the majority 14")
+    assert.strictEqual(decisionsOf(sc.recorded)[2], "drop self-consistency: answer 12 is not the majority 14")
     // p2's tie goes to the first answer to reach it.
-    assert.deepStrictEqual(reasons(sc.recorded).slice(5, 7), ["keep kept: answer 5, agreement 0.5", "drop self-consistency: answer 6 is not the majority 5"])
+    assert.deepStrictEqual(decisionsOf(sc.recorded).slice(5, 7), ["keep kept: answer 5, agreement 0.5", "drop self-consistency: answer 6 is not the majority 5"])
 
     const plain = await runKind<Out>(LmParseKind, { normalise: "number" }, { samples })
     assert.strictEqual(plain.outputs.samples.texts.length, 8)
-    assert.strictEqual(reasons(plain.recorded)[2], "keep kept: answer 12")
+    assert.strictEqual(decisionsOf(plain.recorded)[2], "keep kept: answer 12")
 
     const bare = makeGenerations(samples.texts.map((text, g) => ({ promptId: samples.promptIds[g]!, sample: samples.sample[g]!, text })))
     const gold: TextCorpus = {
@@ -95,7 +79,7 @@ describe("lm_parse", () => {
       splits: { train: Int32Array.of(0, 1), validation: new Int32Array(0), test: new Int32Array(0) }
     }
     const withCorpus = await runKind<Out>(LmParseKind, { normalise: "number", requireGold: true }, { samples: bare, corpus: gold })
-    assert.deepStrictEqual(reasons(withCorpus.recorded), reasons(await runKind<Out>(LmParseKind, { normalise: "number", requireGold: true }, { samples }).then((r) => r.recorded)))
+    assert.deepStrictEqual(decisionsOf(withCorpus.recorded), decisionsOf(await runKind<Out>(LmParseKind, { normalise: "number", requireGold: true }, { samples }).then((r) => r.recorded)))
   })
 
   it("gives its corpus the records' own prompts, not the few-shot prompt the teacher saw", async () => {
