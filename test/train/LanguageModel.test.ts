@@ -11,10 +11,8 @@
 import { afterAll, assert, beforeAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
 import { Effect, Schema } from "effect"
-import { createHash } from "node:crypto"
 import { initBackend } from "../../src/backend/Backend.js"
 import { loadTextCorpus } from "../../src/data/text.js"
-import { makeRng } from "../../src/domain/Random.js"
 import { decodeTransformerSpec } from "../../src/models/TransformerSpec.js"
 import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
 import type { PackedTokens } from "../../src/tokenizer/Pack.js"
@@ -27,6 +25,7 @@ import { onPolicyDistillationLoss, tokenDistillationLoss, topkTokenDistillationL
 import type { PackedScores } from "../../src/tokenizer/Pack.js"
 import { buildTransformer, transformerFromWeights } from "../../src/models/Transformer.js"
 import { logSoftmax, logSumExp } from "../losses/reference.js"
+import { rulePack, weightsHash } from "../fixtures/transformer.js"
 
 beforeAll(async () => {
   await initBackend("wasm")
@@ -34,17 +33,10 @@ beforeAll(async () => {
 
 const spec = decodeTransformerSpec({ type: "transformer", vocabSize: 20, layers: 1, width: 16, heads: 2, context: 8 })
 
-/** n random sequences of 8 tokens below 20, with a learnable rule: each target is (input + 1) mod 20. */
-const pack = (n: number, seed: number): PackedTokens => {
-  const rng = makeRng(seed)
-  const inputs = Int32Array.from({ length: n * 8 }, () => Math.floor(rng.next() * 20))
-  return { length: 8, inputs, targets: Int32Array.from(inputs, (x) => (x + 1) % 20) }
-}
-
 const base: LmTrainOptions = {
   spec,
-  train: pack(32, 1),
-  validation: pack(8, 2),
+  train: rulePack(32, 1),
+  validation: rulePack(8, 2),
   optimizer: { type: "adam", learningRate: 0.01, weightDecay: 0.1 },
   batchSize: 8,
   steps: 6,
@@ -117,7 +109,7 @@ describe("trainLanguageModel", () => {
   it("scores per position: nll, and against a teacher agreement and KL(teacher || student) (float64 reference)", async () => {
     const student = buildTransformer(spec, 1)
     const teacher = buildTransformer(spec, 2)
-    const p = { ...pack(3, 5), targets: Int32Array.from(pack(3, 5).targets, (y, i) => (i % 5 === 0 ? -1 : y)) }
+    const p = rulePack(3, 5, 5)
     const before = tf.memory().numTensors
     const self = await scoreLanguageModel(student, p, 2, student)
     const other = await scoreLanguageModel(student, p, 2, teacher)
@@ -203,8 +195,7 @@ describe("a warm start", () => {
 })
 
 describe("trainLanguageModel on-policy (GKD)", () => {
-  const hash = (r: Awaited<ReturnType<typeof trainLanguageModel>>) =>
-    createHash("sha256").update(new Uint8Array(Float32Array.from(values(r)).buffer)).digest("hex")
+  const hash = (r: Awaited<ReturnType<typeof trainLanguageModel>>) => weightsHash(r.weights)
   const gkd = (o: object, onPolicy: object | undefined, teacherSeed = 9) => {
     const teacher = buildTransformer(spec, teacherSeed)
     const s = Schema.decodeSync(ObjectiveSpec)(o as never)

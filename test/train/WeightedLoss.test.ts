@@ -8,15 +8,14 @@
  */
 import { assert, beforeAll, describe, it } from "@effect/vitest"
 import * as tf from "@tensorflow/tfjs"
-import { createHash } from "node:crypto"
 import { initBackend } from "../../src/backend/Backend.js"
-import { makeRng } from "../../src/domain/Random.js"
 import { nextTokenLoss, weightedNextTokenLoss } from "../../src/losses/nextToken.js"
 import { buildTransformer } from "../../src/models/Transformer.js"
 import { decodeTransformerSpec } from "../../src/models/TransformerSpec.js"
 import type { PackedTokens } from "../../src/tokenizer/Pack.js"
 import type { LmTrainOptions } from "../../src/train/LanguageModel.js"
 import { trainLanguageModel } from "../../src/train/LanguageModel.js"
+import { rulePack, weightsHash } from "../fixtures/transformer.js"
 
 beforeAll(async () => {
   await initBackend("wasm")
@@ -25,16 +24,9 @@ beforeAll(async () => {
 const spec = decodeTransformerSpec({ type: "transformer", vocabSize: 20, layers: 1, width: 16, heads: 2, context: 8 })
 
 /**
- * n sequences of 8 tokens below 20, targets (input + 1) mod 20 except every 5th position (a prompt
- * token, -1); the rows alternate between two tasks, "A" (even rows) and "B" (odd rows).
+ * Per-target weights of a `rulePack` (every 5th position a prompt token): `a` on task A's rows (even),
+ * `b` on task B's (odd), 0 where the target is not counted.
  */
-const pack = (n: number, seed: number): PackedTokens => {
-  const rng = makeRng(seed)
-  const inputs = Int32Array.from({ length: n * 8 }, () => Math.floor(rng.next() * 20))
-  return { length: 8, inputs, targets: Int32Array.from(inputs, (x, i) => (i % 5 === 0 ? -1 : (x + 1) % 20)) }
-}
-
-/** Per-target weights: `a` on task A's rows, `b` on task B's, 0 where the target is not counted. */
 const weighted = (p: PackedTokens, a: number, b: number): PackedTokens => ({
   ...p,
   weights: Float32Array.from(p.targets, (y, i) => (y < 0 ? 0 : Math.floor(i / p.length) % 2 === 0 ? a : b))
@@ -48,11 +40,11 @@ const maskedB = (p: PackedTokens): PackedTokens => ({
 
 const counted = (p: PackedTokens): number => p.targets.reduce((n, y) => n + (y >= 0 ? 1 : 0), 0)
 
-const train = pack(16, 1)
+const train = rulePack(16, 1, 5)
 const base: LmTrainOptions = {
   spec,
   train,
-  validation: pack(8, 2),
+  validation: rulePack(8, 2, 5),
   optimizer: { type: "adam", learningRate: 0.01, weightDecay: 0.1 },
   batchSize: 4,
   steps: 6,
@@ -63,11 +55,7 @@ const base: LmTrainOptions = {
   checkpoint: "last"
 }
 
-const hash = (r: Awaited<ReturnType<typeof trainLanguageModel>>): string => {
-  const h = createHash("sha256")
-  for (const w of r.weights) h.update(new Uint8Array(w.values.buffer, w.values.byteOffset, w.values.byteLength))
-  return h.digest("hex")
-}
+const hash = (r: Awaited<ReturnType<typeof trainLanguageModel>>): string => weightsHash(r.weights)
 
 describe("weighted next-token cross-entropy", () => {
   it("with all-ones weights trains bit for bit the weights of no weights", async () => {
@@ -86,7 +74,7 @@ describe("weighted next-token cross-entropy", () => {
   it("weight 0 on one task is its loss masked, rescaled by the counted targets: values and gradients", () => {
     const before = tf.memory().numTensors
     const model = buildTransformer(spec, 4)
-    const p = pack(6, 9)
+    const p = rulePack(6, 9, 5)
     const w = weighted(p, 1, 0)
     const m = maskedB(p)
     const scale = counted(m) / counted(p) // weighted = masked * this
