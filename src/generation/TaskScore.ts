@@ -9,9 +9,6 @@ import { bleu, ngramCounts } from "./Diversity.js"
 import type { Normalisation } from "./Rationale.js"
 import { normaliseAnswer, parseRationale } from "./Rationale.js"
 
-export const TaskTargets = ["answer", "rationale", "completion"] as const
-export type TaskTarget = (typeof TaskTargets)[number]
-
 /** The generated text up to (not including) its first newline, trimmed: what a task's output is. */
 export const firstLine = (text: string): string => {
   const cut = text.indexOf("\n")

@@ -17,10 +17,10 @@
  */
 import { Effect, Schema } from "effect"
 import type { GgufTeacherFile, LanguageModel, TeacherEndpoint, TextCorpus, Tokenizer } from "../../domain/Artifact.js"
+import { TaskTargets } from "../../data/multitask.js"
 import { deriveSeed } from "../../domain/Random.js"
 import type { Normalisation } from "../../generation/Rationale.js"
 import { checkAnswerPattern, DefaultAnswerPattern, Normalisations } from "../../generation/Rationale.js"
-import { TaskTargets } from "../../generation/TaskScore.js"
 import { decodeTransformerSpec } from "../../models/TransformerSpec.js"
 import { SplitParam } from "../generate.js"
 import type { ExampleRow, GenerationRow } from "../NodeKind.js"

@@ -81,10 +81,10 @@ export const LmTasksKind = defineKind({
       if (built._tag === "Problem") return yield* fail(ctx, built.message)
       const { corpus } = built
 
-      const rows: Array<ExampleRow> = built.tasks.flatMap((t) =>
-        t.decisions.map((d) => ({ split: d.split, exampleId: 0, label: -1, decision: d.kept ? ("keep" as const) : ("drop" as const), reason: d.reason }))
-      )
-      ctx.examples(rows.map((r, i) => ({ ...r, exampleId: i })))
+      const rows: Array<ExampleRow> = built.tasks
+        .flatMap((t) => t.decisions)
+        .map((d, i) => ({ split: d.split, exampleId: i, label: -1, decision: d.kept ? "keep" : "drop", reason: d.reason }))
+      ctx.examples(rows)
       for (const split of SplitNames) ctx.metric({ name: `${split}_documents`, value: corpus.splits[split].length })
       for (const t of built.tasks) {
         for (const split of SplitNames) ctx.metric({ name: `${t.name}_${split}_documents`, value: t.documents[split] })
