@@ -19,9 +19,11 @@ import { Reporter } from "../../src/dag/Reporter.js"
 import type { Generations, LanguageModel, TextCorpus } from "../../src/domain/Artifact.js"
 import { builtinRegistry } from "../../src/nodes/builtins.js"
 import { LmEvaluateKind } from "../../src/nodes/lm/evaluate.js"
-import { LmGenerateKind, LmScoreKind } from "../../src/nodes/lm/generate.js"
+import { fitToContext, LmGenerateKind, LmScoreKind, promptEncoder } from "../../src/nodes/lm/generate.js"
 import { loadPipelineFile } from "../../src/pipeline/Yaml.js"
 import { ResultsStore } from "../../src/store/ResultsStore.js"
+import { bytesTokenizer } from "../../src/tokenizer/Bytes.js"
+import { encode } from "../../src/tokenizer/Tokenizer.js"
 import { runKind } from "../fixtures/context.js"
 
 const TestLayer = Executor.layer.pipe(
@@ -222,5 +224,22 @@ describe("lm_score on a corpus", () => {
       () => assert.fail("expected a refusal"),
       (e: Error) => assert.match(e.message, /wire exactly one of input 'samples' \(a Generations node\) and input 'corpus'/)
     )
+  })
+})
+
+describe("prompts in a teacher's vocabulary", () => {
+  it("keep a long prompt's last context - 1 tokens, start an empty one from the start token, and count the cut ones", () => {
+    const tokens = Int32Array.of(1, 2, 3, 4, 5)
+    assert.strictEqual(fitToContext(tokens, undefined), tokens)
+    assert.strictEqual(fitToContext(tokens, 6), tokens)
+    assert.deepStrictEqual(Array.from(fitToContext(tokens, 5)), [2, 3, 4, 5])
+    assert.deepStrictEqual(Array.from(fitToContext(tokens, 3)), [4, 5])
+    const bytes = bytesTokenizer()
+    const encoder = promptEncoder(bytes, encode, 4)
+    assert.deepStrictEqual(Array.from(encoder.tokensOf("ab")), [97, 98])
+    assert.deepStrictEqual(Array.from(encoder.tokensOf("")), [bytes.special["<eos>"]!])
+    assert.strictEqual(encoder.truncated, 0)
+    assert.deepStrictEqual(Array.from(encoder.tokensOf("abcdef")), [100, 101, 102])
+    assert.strictEqual(encoder.truncated, 1)
   })
 })

@@ -103,6 +103,29 @@ interface Prompt {
 export const startToken = (tokenizer: Tokenizer, encode: (t: Tokenizer, s: string) => ReadonlyArray<number>): number =>
   tokenizer.special["<eos>"] ?? tokenizer.special["<bos>"] ?? encode(tokenizer, "\n")[0]!
 
+/** A prompt's tokens cut to their last context - 1, leaving room for one new token; the same array when they fit. */
+export const fitToContext = (tokens: Int32Array, context: number | undefined): Int32Array =>
+  context === undefined || tokens.length < context ? tokens : tokens.slice(tokens.length - (context - 1))
+
+/**
+ * Prompts in a model's vocabulary, as every node that samples a teacher gives them: the text encoded
+ * (the start token for an empty one) and fitted to the context; `truncated` counts the prompts cut.
+ */
+export const promptEncoder = (tokenizer: Tokenizer, encode: (t: Tokenizer, s: string) => ReadonlyArray<number>, context: number | undefined) => {
+  const start = startToken(tokenizer, encode)
+  const encoder = {
+    truncated: 0,
+    tokensOf: (text: string): Int32Array => {
+      const ids = encode(tokenizer, text)
+      const tokens = Int32Array.from(ids.length > 0 ? ids : [start])
+      const fitted = fitToContext(tokens, context)
+      if (fitted !== tokens) encoder.truncated++
+      return fitted
+    }
+  }
+  return encoder
+}
+
 /** A prompt file's lines as prompts, or the first bad line's problem as `file:line: ...`. */
 export const readPromptFile = (file: string, text: string): { readonly prompts: Array<{ id: string; text: string; answer: string | null }> } | { readonly error: string } => {
   const jsonl = /\.jsonl?$/i.test(file)
@@ -331,9 +354,10 @@ export const LmGenerateKind = defineKind({
       let truncated = 0
       const context = spec?.context ?? (ggufTokens ? gguf!.contextSize : undefined)
       prompts = prompts.map((p) => {
-        if (context === undefined || p.tokens.length < context) return p
+        const tokens = fitToContext(p.tokens, context)
+        if (tokens === p.tokens) return p
         truncated++
-        return { ...p, tokens: p.tokens.slice(p.tokens.length - (context - 1)) }
+        return { ...p, tokens }
       })
       let rows = prompts.flatMap((p) => Array.from({ length: params.n }, (_, s) => ({ prompt: p, sample: s, seed: deriveSeed(ctx.seed, p.id, s) })))
 

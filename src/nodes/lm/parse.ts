@@ -25,7 +25,7 @@ import type { ExampleRow } from "../NodeKind.js"
 import { defineKind, onRun } from "../NodeKind.js"
 import { fail, PositiveInt } from "./common.js"
 import { sftCorpus } from "./filter.js"
-import { teacherOf } from "./generate.js"
+import { promptEncoder, teacherOf } from "./generate.js"
 
 export const JudgeParam = Schema.Struct({
   rubric: Schema.NonEmptyString.annotations({
@@ -185,25 +185,17 @@ export const LmParseKind = defineKind({
           return renderRubric(rubric.parts, columns)
         })
         const { teacher, stats } = yield* teacherOf(ctx, judgeModel!, "judge")
-        // A judge with a vocabulary samples from tokens: the rubric encoded, its last context - 1 tokens kept.
-        let truncated = 0
-        const tokensOf = yield* Effect.gen(function* () {
+        // A judge with a vocabulary samples from tokens: the rubric encoded and fitted to its context.
+        const encoder = yield* Effect.gen(function* () {
           const vocabulary = teacher.vocabulary
-          if (vocabulary === undefined) return (_: string): Int32Array | undefined => undefined
+          if (vocabulary === undefined) return undefined
           const { encode } = yield* onRun(() => import("../../tokenizer/Tokenizer.js"))
           const context =
             judgeModel!._tag === "LanguageModel" ? decodeTransformerSpec(judgeModel!.spec).context : judgeModel!._tag === "GgufTeacherFile" ? judgeModel!.contextSize : undefined
-          const start = vocabulary.special["<eos>"] ?? vocabulary.special["<bos>"] ?? encode(vocabulary, "\n")[0]!
-          return (text: string): Int32Array | undefined => {
-            const ids = encode(vocabulary, text)
-            const all = ids.length > 0 ? ids : [start]
-            if (context === undefined || all.length < context) return Int32Array.from(all)
-            truncated++
-            return Int32Array.from(all.slice(all.length - (context - 1)))
-          }
+          return promptEncoder(vocabulary, encode, context)
         })
         const prompts: Array<TeacherPrompt> = rows.map((g, i) => {
-          const tokens = tokensOf(texts[i]!)
+          const tokens = encoder?.tokensOf(texts[i]!)
           return {
             id: `${samples.promptIds[g]}#${samples.sample[g]}`,
             text: texts[i]!,
@@ -254,7 +246,7 @@ export const LmParseKind = defineKind({
             scored: count("scored"),
             noScore: count("no_score"),
             failed: count("failed"),
-            truncatedPrompts: truncated,
+            truncatedPrompts: encoder?.truncated ?? 0,
             ...(warning !== undefined ? { warning } : {})
           }
         }

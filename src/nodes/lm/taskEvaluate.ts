@@ -26,7 +26,7 @@ import { SplitParam } from "../generate.js"
 import type { ExampleRow, GenerationRow } from "../NodeKind.js"
 import { defineKind, onRun } from "../NodeKind.js"
 import type { SampleOutcome } from "../../teachers/Teacher.js"
-import { startToken, teacherOf } from "./generate.js"
+import { promptEncoder, teacherOf } from "./generate.js"
 import { fail, PositiveInt } from "./common.js"
 
 export const EvalTask = Schema.Struct({
@@ -158,19 +158,11 @@ export const LmTaskEvaluateKind = defineKind({
       const tokenizer: Tokenizer | undefined = lm?.tokenizer ?? gguf?.tokenizer
       const context = lm !== undefined ? decodeTransformerSpec(lm.spec).context : gguf?.tokenizer !== undefined ? gguf.contextSize : undefined
       const specials = new Set(Object.values(tokenizer?.special ?? {}))
-      let truncated = 0
-      const tokensOf = (text: string): Int32Array | undefined => {
-        if (tokenizer === undefined) return undefined
-        const ids = encode(tokenizer, text)
-        if (ids.length === 0) return Int32Array.of(startToken(tokenizer, encode))
-        if (context === undefined || ids.length < context) return Int32Array.from(ids)
-        truncated++
-        return Int32Array.from(ids.slice(ids.length - (context - 1)))
-      }
+      const encoder = tokenizer !== undefined ? promptEncoder(tokenizer, encode, context) : undefined
       const rows = params.tasks.map((task, t) =>
         docs.map((d) => {
           const text = task.prefix + prompts[d]!
-          const tokens = tokensOf(text)
+          const tokens = encoder?.tokensOf(text)
           return { id: corpus.ids[d]!, text, ...(tokens !== undefined ? { tokens } : {}), seed: deriveSeed(ctx.seed, corpus.ids[d]!, t) }
         })
       )
@@ -302,7 +294,7 @@ export const LmTaskEvaluateKind = defineKind({
         decoding: "greedy, until a newline or <eos>",
         sampledThrough: sampler.teacher.name,
         ...(reference !== undefined ? { reference: ctx.inputNodes.reference ?? "reference" } : {}),
-        ...(truncated > 0 ? { truncatedPrompts: truncated } : {}),
+        ...(encoder !== undefined && encoder.truncated > 0 ? { truncatedPrompts: encoder.truncated } : {}),
         examplesRows: "exampleId: the corpus document index; confidence: 1/0 correct, or the rationale's token F1; reason: task, verdict, output",
         generationsRows: "sample: the task's index in params.tasks"
       })
