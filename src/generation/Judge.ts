@@ -8,6 +8,7 @@
  */
 import type { SampleOutcome } from "../teachers/Teacher.js"
 import type { TemplatePart } from "./Template.js"
+import { captureGroups, quoteText } from "./Rationale.js"
 import { parseTemplate, renderParts, templateVariables } from "./Template.js"
 
 /** "Score: 4", "score: 3.5", "Score:-1". */
@@ -21,15 +22,6 @@ export const DefaultScorePattern = "[Ss]core:\\s*(-?\\d+(?:\\.\\d+)?)"
 export const JudgeVariables = ["question", "prompt", "rationale", "answer", "completion", "gold"] as const
 export type JudgeVariable = (typeof JudgeVariables)[number]
 export type JudgeColumns = Readonly<Record<JudgeVariable, string>>
-
-/** The number of capture groups of a regex, or what is wrong with it. */
-const captureGroups = (pattern: string): number | { readonly error: string } => {
-  try {
-    return new RegExp(`${pattern}|`).exec("")!.length - 1
-  } catch (e) {
-    return { error: `not a regular expression: ${e instanceof Error ? e.message : String(e)}` }
-  }
-}
 
 /** What is wrong with a score pattern (not a regex, not exactly one capture group), or undefined. */
 export const checkScorePattern = (pattern: string): string | undefined => {
@@ -83,7 +75,7 @@ export interface Judgement {
 }
 
 /** A text as a short JSON string literal: at most `max` characters, then an ellipsis. */
-export const quoteReply = (text: string, max = 80): string => JSON.stringify(text.length > max ? `${text.slice(0, max)}…` : text)
+export const quoteReply = (text: string): string => quoteText(text, 80)
 
 /** One sample's verdict from the judge's outcome: kept at a score >= threshold, else dropped with the reason. */
 export const judge = (outcome: SampleOutcome, pattern: RegExp, threshold: number): Judgement => {

@@ -13,17 +13,24 @@ export type Normalisation = (typeof Normalisations)[number]
 /** "The answer is 14." / "The answer is: (B)" -> "14" / "(B)": the rest of the line, less one trailing period. */
 export const DefaultAnswerPattern = "[Tt]he answer is:?[ \\t]*([^\\n]*?)\\.?[ \\t]*(?:\\n|$)"
 
+/** The number of capture groups of a regular expression, or what is wrong with it. */
+export const captureGroups = (pattern: string): number | { readonly error: string } => {
+  try {
+    return new RegExp(`${pattern}|`).exec("")!.length - 1
+  } catch (e) {
+    return { error: `not a regular expression: ${e instanceof Error ? e.message : String(e)}` }
+  }
+}
+
 /** What is wrong with an answer pattern (not a regex, not exactly one capture group), or undefined. */
 export const checkAnswerPattern = (pattern: string): string | undefined => {
-  let re: RegExp
-  try {
-    re = new RegExp(`${pattern}|`)
-  } catch (e) {
-    return `not a regular expression: ${e instanceof Error ? e.message : String(e)}`
-  }
-  const groups = re.exec("")!.length - 1
+  const groups = captureGroups(pattern)
+  if (typeof groups !== "number") return groups.error
   return groups === 1 ? undefined : `it has ${groups} capture groups; it needs exactly one, around the answer (use (?:...) for the others)`
 }
+
+/** A text for a message: JSON-quoted, cut to `max` characters with an ellipsis. */
+export const quoteText = (s: string, max = 60): string => JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s)
 
 /** A number's canonical text: no thousands separators, sign, leading or trailing zeros; undefined when there is none. */
 export const normaliseNumber = (raw: string): string | undefined => {
@@ -53,15 +60,13 @@ export type Parsed =
   | { readonly ok: true; readonly answer: string; readonly raw: string; readonly rationale: string }
   | { readonly ok: false; readonly matched: boolean; readonly reason: string }
 
-const quote = (s: string, max = 60) => JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s)
-
 /** The first match of `pattern` in `text`: its normalised answer and the rationale before it, or why none. */
 export const parseRationale = (text: string, pattern: RegExp, how: Normalisation): Parsed => {
   const m = new RegExp(pattern.source, pattern.flags.replace("g", "")).exec(text)
   if (m === null) return { ok: false, matched: false, reason: "no match of the answer pattern" }
   const raw = m[1] ?? ""
   const answer = normaliseAnswer(raw, how)
-  if (answer === undefined) return { ok: false, matched: true, reason: raw.trim() === "" ? "empty answer" : `no ${how} in answer ${quote(raw)}` }
+  if (answer === undefined) return { ok: false, matched: true, reason: raw.trim() === "" ? "empty answer" : `no ${how} in answer ${quoteText(raw)}` }
   return { ok: true, answer, raw, rationale: text.slice(0, m.index).trim() }
 }
 

@@ -7,15 +7,13 @@
  */
 import { bleu, ngramCounts } from "./Diversity.js"
 import type { Normalisation } from "./Rationale.js"
-import { normaliseAnswer, parseRationale } from "./Rationale.js"
+import { normaliseAnswer, parseRationale, quoteText } from "./Rationale.js"
 
 /** The generated text up to (not including) its first newline, trimmed: what a task's output is. */
 export const firstLine = (text: string): string => {
   const cut = text.indexOf("\n")
   return (cut < 0 ? text : text.slice(0, cut)).trim()
 }
-
-const quote = (s: string, max = 60) => JSON.stringify(s.length > max ? `${s.slice(0, max)}…` : s)
 
 /** A gold answer as `how` compares it: its normal form, else the trimmed text (an answer that has no number, say). */
 export const normaliseGold = (gold: string, how: Normalisation): string => normaliseAnswer(gold, how) ?? gold.trim()
@@ -38,7 +36,7 @@ const verdict = (answer: string | undefined, gold: string, unparsed: string): An
 
 /** Target `answer`: the whole output, normalised, against the gold answer normalised. */
 export const scoreAnswer = (output: string, gold: string, how: Normalisation): AnswerScore =>
-  verdict(normaliseAnswer(output, how), normaliseGold(gold, how), output.trim() === "" ? "empty output" : `no ${how} in output ${quote(output)}`)
+  verdict(normaliseAnswer(output, how), normaliseGold(gold, how), output.trim() === "" ? "empty output" : `no ${how} in output ${quoteText(output)}`)
 
 /** Target `completion`: the answer `pattern` finds in the output (a chain of thought), against the gold answer. */
 export const scoreCompletion = (output: string, gold: string, pattern: RegExp, how: Normalisation): AnswerScore => {
@@ -104,7 +102,7 @@ export const scoreRationale = (output: string, references: ReadonlyArray<string>
   const f1 = Math.max(0, ...references.map((r) => tokenF1(output, r)))
   const bleu = sentenceBleu(output, references)
   const best = references.find((r) => tokenF1(output, r) === f1) ?? references[0] ?? ""
-  const reason = exact ? "exact" : output.trim() === "" ? "empty output" : `f1 ${Math.round(f1 * 1000) / 1000} against ${quote(best)}`
+  const reason = exact ? "exact" : output.trim() === "" ? "empty output" : `f1 ${Math.round(f1 * 1000) / 1000} against ${quoteText(best)}`
   return { exact, f1, bleu, reason }
 }
 
